@@ -1,0 +1,3 @@
+"""AlphaMiner: mining, combining and backtesting formulaic alpha factors."""
+
+__version__ = "0.1.0"

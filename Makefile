@@ -1,0 +1,21 @@
+# The two commands of README.md. Both set up .venv themselves.
+.PHONY: setup test run viz bench lint
+
+setup:            ## install everything and run the default pipeline on the simulator
+	bash scripts/setup_env.sh
+	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/kedro run
+
+test:             ## install (if needed) and run the whole test suite (conf/test sizes)
+	bash scripts/test.sh
+
+run:
+	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/kedro run
+
+viz:
+	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/kedro viz run
+
+bench:
+	.venv/bin/python benchmarks/run_all.py
+
+lint:
+	.venv/bin/ruff check src tests benchmarks

@@ -1,0 +1,325 @@
+"""Speed and memory of the expression evaluator (DESIGN §4 targets).
+
+Compares, on a random ``T × S`` float32 panel with window ``w`` and 2 threads:
+
+- **ours**: :mod:`alphaminer.expr.kernels` through :class:`~alphaminer.expr.Evaluator`;
+- **unfold**: a straightforward reference that materialises ``[T, S, w]`` window copies
+  (``unfold(...).contiguous()``) for every rolling operator (written below, independent);
+- **pandas**: ``groupby(instrument).rolling(w)`` on a long frame for a subset of stocks,
+  scaled linearly to ``S`` (pandas' cost is linear in the number of groups).
+
+Peak extra memory per operator: the process's peak RSS (``VmHWM``) is reset through
+``/proc/self/clear_refs`` right before the call, and ``VmHWM - VmRSS(before)`` is divided by the
+bytes of one ``[T, S]`` float32 input. torch's CPU allocator returns large blocks to the OS
+(glibc mmap), so this is the high-water mark of live memory during the call, output included.
+
+Usage: ``python benchmarks/bench_expr.py`` (full, ~minutes) or ``--quick`` (smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import re
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from alphaminer.expr import Evaluator, kernels, parse
+from alphaminer.panel import BASE_FEATURES, Panel
+
+ROLLING_OPS = ["Mean", "Sum", "Max", "Min", "Std", "Var", "Skew", "Kurt", "Med", "Mad", "WMA",
+               "EMA", "TsRank", "TsZScore", "ArgMax", "ArgMin", "Delta", "Ref", "TsReturn"]
+PAIR_OPS = ["Cov", "Corr"]
+CS_OPS = ["CSRank", "CSZScore"]
+
+
+# ----------------------------------------------------------------------------- unfold reference
+def _win(x: torch.Tensor, d: int) -> torch.Tensor:
+    return x.unfold(0, d, 1).contiguous()  # the [T-d+1, S, d] copy this design avoids
+
+
+def _pad(y: torch.Tensor, T: int) -> torch.Tensor:
+    pad = torch.full((T - y.shape[0], *y.shape[1:]), float("nan"), dtype=y.dtype)
+    return torch.cat([pad, y])
+
+
+def _ref_moments(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    m = u.mean(-1, keepdim=True)
+    return m, u - m
+
+
+def ref_kernel(op: str, x: torch.Tensor, d: int, y: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    T = x.shape[0]
+    u = _win(x, d)
+    if op == "Mean":
+        r = u.mean(-1)
+    elif op == "Sum":
+        r = u.sum(-1)
+    elif op == "Max":
+        r = u.amax(-1)
+    elif op == "Min":
+        r = u.amin(-1)
+    elif op in ("Std", "Var"):
+        r = u.var(-1, unbiased=True)
+        r = r.sqrt() if op == "Std" else r
+    elif op in ("Skew", "Kurt"):
+        _, c = _ref_moments(u)
+        m2 = (c * c).mean(-1)
+        if op == "Skew":
+            m3 = (c * c * c).mean(-1)
+            r = (d * (d - 1)) ** 0.5 / (d - 2) * m3 / m2.pow(1.5)
+        else:
+            m4 = (c * c).pow(2).mean(-1)
+            r = ((d * d - 1) * m4 / (m2 * m2) - 3 * (d - 1) ** 2) / ((d - 2) * (d - 3))
+    elif op == "Med":
+        s = torch.sort(u, -1).values
+        r = (s[..., (d - 1) // 2] + s[..., d // 2]) / 2
+    elif op == "Mad":
+        _, c = _ref_moments(u)
+        r = c.abs().mean(-1)
+    elif op in ("WMA", "EMA"):
+        if op == "WMA":
+            w = torch.arange(1, d + 1, dtype=x.dtype)
+        else:
+            w = (1 - 2 / (d + 1)) ** torch.arange(d - 1, -1, -1, dtype=x.dtype)
+        r = (u * (w / w.sum())).sum(-1)
+    elif op == "TsRank":
+        today = u[..., -1:]
+        r = ((u < today).sum(-1) + ((u == today).sum(-1) + 1) / 2) / d
+    elif op == "TsZScore":
+        m, c = _ref_moments(u)
+        r = c[..., -1] / u.std(-1)
+    elif op in ("ArgMax", "ArgMin"):
+        f = u.flip(-1)
+        r = (f.argmax(-1) if op == "ArgMax" else f.argmin(-1)).to(x.dtype)
+    elif op in ("Cov", "Corr"):
+        v = _win(y, d)
+        _, cx = _ref_moments(u)
+        _, cy = _ref_moments(v)
+        cov = (cx * cy).sum(-1) / (d - 1)
+        if op == "Cov":
+            r = cov
+        else:
+            r = cov / (cx.pow(2).sum(-1).sqrt() * cy.pow(2).sum(-1).sqrt() / (d - 1))
+    else:
+        raise KeyError(op)
+    return _pad(r, T)
+
+
+class UnfoldEvaluator(Evaluator):
+    """Same evaluator (parser, cache, masking), but rolling ops use the unfold-copy kernels."""
+
+    def _call(self, node, memo):  # noqa: ANN001, ANN202
+        op = node.op
+        args = [self._arg(a, memo) for a in node.args]
+        if op in PAIR_OPS:
+            return ref_kernel(op, args[0], args[2], args[1])
+        if op in ROLLING_OPS and op not in ("Ref", "Delta", "TsReturn"):
+            return ref_kernel(op, args[0], args[1])
+        return super()._call(node, memo)
+
+
+# ----------------------------------------------------------------------------- data & formulas
+def make_panel(T: int, S: int, seed: int = 0) -> Panel:
+    g = torch.Generator().manual_seed(seed)
+    ret = torch.randn(T, S, generator=g) * 0.02
+    close = 20 * torch.exp(ret.cumsum(0))
+    open_ = close * torch.exp(torch.randn(T, S, generator=g) * 0.01)
+    high = torch.maximum(open_, close) * (1 + torch.rand(T, S, generator=g) * 0.02)
+    low = torch.minimum(open_, close) * (1 - torch.rand(T, S, generator=g) * 0.02)
+    volume = torch.exp(13 + 0.5 * torch.randn(T, S, generator=g))
+    vwap = (high + low + close) / 3
+    vals = torch.stack([open_, high, low, close, volume, vwap, vwap * volume], -1)
+    vals[torch.rand(T, S, generator=g) < 0.01] = float("nan")
+    ones = torch.ones(T, S, dtype=torch.bool)
+    return Panel(vals.float(), pd.bdate_range("2010-01-01", periods=T),
+                 [f"S{i:04d}" for i in range(S)], BASE_FEATURES, ones, ones, ones)
+
+
+FORMULAS = [
+    "Div(Sub(close,open),Sub(high,low))",
+    "Div(Sub(close,open),open)",
+    "Div(Sub(high,low),open)",
+    "Div(Sub(high,Greater(open,close)),open)",
+    "Div(Sub(Less(open,close),low),open)",
+    "Div(Ref(close,5d),close)",
+    "Div(Mean(close,{w}d),close)",
+    "Div(Std(close,{w}d),close)",
+    "Div(Max(high,{w}d),close)",
+    "Div(Min(low,{w}d),close)",
+    "Div(Sub(close,Min(low,{w}d)),Sub(Max(high,{w}d),Min(low,{w}d)))",
+    "TsRank(close,{w}d)",
+    "Div(ArgMax(high,{w}d),{w}.0)",
+    "Div(ArgMin(low,{w}d),{w}.0)",
+    "Sub(ArgMax(high,{w}d),ArgMin(low,{w}d))",
+    "Corr(close,Log(volume),{w}d)",
+    "Corr(Div(close,Ref(close,1d)),Log(Div(volume,Ref(volume,1d))),{w}d)",
+    "Div(Mean(volume,{w}d),volume)",
+    "Div(Std(volume,{w}d),volume)",
+    "Div(Std(Mul(Abs(TsReturn(close,1d)),volume),{w}d),Mean(Mul(Abs(TsReturn(close,1d)),volume),{w}d))",
+    "Div(Sum(Greater(Delta(close,1d),0.0),{w}d),Sum(Abs(Delta(close,1d)),{w}d))",
+    "Skew(TsReturn(close,1d),{w}d)",
+    "Kurt(TsReturn(close,1d),{w}d)",
+    "Var(TsReturn(close,1d),{w}d)",
+    "Cov(TsReturn(close,1d),TsReturn(volume,1d),{w}d)",
+    "TsZScore(close,{w}d)",
+    "TsZScore(volume,{w}d)",
+    "Div(WMA(close,{w}d),close)",
+    "Div(EMA(close,{w}d),close)",
+    "Div(Med(close,{w}d),close)",
+    "Div(Mad(close,{w}d),close)",
+    "CSRank(Corr(CSRank(volume),CSRank(vwap),{w}d))",
+    "Neg(Corr(open,volume,{w}d))",
+    "Neg(Corr(high,volume,10d))",
+    "Mul(-1.0,Delta(Corr(high,volume,5d),5d))",
+    "CSRank(Std(close,{w}d))",
+    "CSZScore(Div(Sub(close,vwap),vwap))",
+    "Sub(CSRank(Delta(close,3d)),CSRank(Delta(volume,3d)))",
+    "Mul(Sign(Delta(volume,1d)),Neg(Delta(close,1d)))",
+    "Div(Sub(Mean(close,5d),Mean(close,{w}d)),Mean(close,{w}d))",
+    "Div(Sub(EMA(close,12d),EMA(close,26d)),close)",
+    "Corr(CSRank(close),CSRank(volume),{w}d)",
+    "Div(Mean(Sub(high,low),{w}d),close)",
+    "Std(Div(Sub(close,open),open),{w}d)",
+    "Div(Cov(close,volume,{w}d),Mul(Std(close,{w}d),Std(volume,{w}d)))",
+    "TsRank(Div(volume,Mean(volume,{w}d)),10d)",
+    "Skew(Div(volume,Mean(volume,5d)),{w}d)",
+    "Kurt(Div(Sub(high,low),close),{w}d)",
+    "Mul(CSRank(Delta(Log(volume),2d)),Corr(CSRank(Div(Sub(close,open),open)),CSRank(volume),6d))",
+    "Div(Sum(Mul(close,volume),{w}d),Sum(volume,{w}d))",
+]
+
+
+# ----------------------------------------------------------------------------- measurement
+def _status(key: str) -> int:
+    return int(re.search(key + r":\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def peak_extra_bytes(fn) -> float:  # noqa: ANN001
+    """High-water RSS above the pre-call RSS while ``fn`` runs (bytes)."""
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return float("nan")
+    before = _status("VmRSS")
+    out = fn()
+    peak = _status("VmHWM")
+    del out
+    return (peak - before) * 1024.0
+
+
+def timeit(fn, repeats: int) -> float:  # noqa: ANN001
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def pandas_time(op: str, x: np.ndarray, y: np.ndarray, w: int, n_stocks: int) -> float:
+    """groupby-rolling on a long frame of ``n_stocks`` stocks, scaled to all stocks."""
+    T, S = x.shape
+    n = min(n_stocks, S)
+    long = pd.DataFrame({
+        "instrument": np.repeat(np.arange(n), T),
+        "x": x[:, :n].T.reshape(-1).astype(np.float64),
+        "y": y[:, :n].T.reshape(-1).astype(np.float64),
+    })
+    g = long.groupby("instrument")
+    t0 = time.perf_counter()
+    if op in ("Cov", "Corr"):
+        # one rolling pairwise statistic per stock group (no 2x2 matrices)
+        g[["x", "y"]].apply(lambda df: getattr(df["x"].rolling(w), op.lower())(df["y"]))
+    else:
+        roll = g["x"].rolling(w)
+        {"Mean": roll.mean, "Sum": roll.sum, "Max": roll.max, "Min": roll.min, "Std": roll.std,
+         "Var": roll.var, "Skew": roll.skew, "Kurt": roll.kurt, "Med": roll.median}[op]()
+    return (time.perf_counter() - t0) * S / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small smoke run")
+    ap.add_argument("--T", type=int, default=2600)
+    ap.add_argument("--S", type=int, default=800)
+    ap.add_argument("--window", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--pandas-stocks", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    if args.quick:
+        args.T, args.S, args.repeats, args.pandas_stocks = 300, 100, 2, 20
+    torch.set_num_threads(args.threads)
+    T, S, w, R = args.T, args.S, args.window, args.repeats
+    panel = make_panel(T, S)
+    x = panel.feature("close").contiguous()
+    y = panel.feature("volume").contiguous()
+    in_bytes = x.numel() * x.element_size()
+    xn, yn = x.numpy(), y.numpy()
+    ours_k = {
+        "Mean": kernels.ts_mean, "Sum": kernels.ts_sum, "Max": kernels.ts_max,
+        "Min": kernels.ts_min, "Std": kernels.ts_std, "Var": kernels.ts_var,
+        "Skew": kernels.ts_skew, "Kurt": kernels.ts_kurt, "Med": kernels.ts_med,
+        "Mad": kernels.ts_mad, "WMA": kernels.ts_wma, "EMA": kernels.ts_ema,
+        "TsRank": kernels.ts_rank, "TsZScore": kernels.ts_zscore, "ArgMax": kernels.ts_argmax,
+        "ArgMin": kernels.ts_argmin, "Delta": kernels.ts_delta, "Ref": kernels.ts_ref,
+        "TsReturn": kernels.ts_return,
+    }
+    print(f"# bench_expr: T={T} S={S} window={w} threads={args.threads} repeats={R} "
+          f"(median wall seconds)\n")
+    print("| operator | ours ms | unfold ms | pandas ms | vs unfold | vs pandas "
+          "| peak extra / input |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    pandas_ops = {"Mean", "Sum", "Max", "Min", "Std", "Var", "Skew", "Kurt", "Med", "Cov", "Corr"}
+    for op in ROLLING_OPS + PAIR_OPS + CS_OPS:
+        if op in PAIR_OPS:
+            ours = lambda op=op: getattr(kernels, f"ts_{op.lower()}")(x, y, w)  # noqa: E731
+            ref = lambda op=op: ref_kernel(op, x, w, y)  # noqa: E731
+        elif op in CS_OPS:
+            ours = lambda op=op: (kernels.cs_rank if op == "CSRank" else kernels.cs_zscore)(x)  # noqa: E731
+            ref = None
+        else:
+            ours = lambda op=op: ours_k[op](x, w)  # noqa: E731
+            ref = None if op in ("Delta", "Ref", "TsReturn") else (
+                lambda op=op: ref_kernel(op, x, w))
+        t_ours = timeit(ours, R)
+        mem = peak_extra_bytes(ours) / in_bytes
+        t_ref = timeit(ref, max(1, R // 2)) if ref is not None else float("nan")
+        t_pd = pandas_time(op, xn, yn, w, args.pandas_stocks) if op in pandas_ops else float("nan")
+        n_in = 2 if op in PAIR_OPS else 1
+        print(f"| {op} | {t_ours * 1e3:.1f} | {t_ref * 1e3:.1f} | {t_pd * 1e3:.0f} | "
+              f"{t_ref / t_ours:.1f}x | {t_pd / t_ours:.0f}x | {mem / n_in:.2f} |", flush=True)
+
+    formulas = [parse(f.format(w=w)) for f in FORMULAS]
+    assert len(formulas) == 50
+
+    def run(cls):  # noqa: ANN001, ANN202
+        def go():  # noqa: ANN202
+            ev = cls(panel, cache_bytes=1 << 30)
+            for f in formulas:
+                ev.evaluate(f)
+        return go
+
+    t_ours = timeit(run(Evaluator), max(1, R // 2))
+    t_ref = timeit(run(UnfoldEvaluator), 1)
+    ev_a, ev_b = Evaluator(panel), UnfoldEvaluator(panel)
+    worst = 0.0
+    for f in formulas[:: 5]:
+        a, b = ev_a.evaluate(f), ev_b.evaluate(f)
+        ok = torch.isfinite(a) & torch.isfinite(b)
+        worst = max(worst, float(((a - b).abs()[ok] / (1 + b.abs()[ok])).max()))
+    print(f"\n| 50 formulas | ours {t_ours:.2f} s | unfold {t_ref:.2f} s | "
+          f"speed-up {t_ref / t_ours:.1f}x | max rel diff (every 5th) {worst:.1e} |")
+
+
+if __name__ == "__main__":
+    main()

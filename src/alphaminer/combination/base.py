@@ -1,0 +1,334 @@
+"""Shared pieces of every combination model: inputs, segments, the result type and metrics.
+
+Conventions (see ``docs/combination.md``):
+
+- ``values`` is ``[K, T, S]`` float32 (NaN where missing), ``y`` is ``[T, S]`` — the forward
+  return of day ``t`` that becomes known ``horizon`` days later (use ``h + 1`` for the
+  execution-lag label ``Ref(vwap, -(h+1)) / Ref(vwap, -1) - 1``).
+- Segments are half-open day ranges ``[i0, i1)`` on the panel's day axis.
+- A *fit row* of a segment is a day ``t`` with ``i0 <= t`` and ``t + horizon < i1``: its label is
+  fully known inside the segment. Fitting, early stopping, the tuning objective and the reported
+  per-segment metrics all use fit rows only, so no label that reaches past a segment's end is
+  ever used (or scored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from alphaminer.evaluation import daily_ic, daily_rank_ic, ic_summary
+from alphaminer.expr.kernels import cs_rank, cs_zscore
+
+SEGMENTS: tuple[str, ...] = ("train", "valid", "test")
+TARGETS: tuple[str, ...] = ("zscore", "rank", "raw")
+
+
+@dataclass(frozen=True)
+class SegmentRanges:
+    """Half-open ``[i0, i1)`` day ranges of the train, valid and test segments."""
+
+    train: tuple[int, int]
+    valid: tuple[int, int]
+    test: tuple[int, int]
+
+    @classmethod
+    def coerce(cls, splits: Any, T: int) -> SegmentRanges:
+        """Accept a mapping ``{"train": (i0, i1), ...}`` or an object with ``train/valid/test``.
+
+        Each range may be a 2-tuple/list, a ``slice`` or a ``range`` (step 1).
+        """
+        if isinstance(splits, SegmentRanges):
+            out = splits
+        else:
+            splits = _unwrap_splits(splits)
+            ranges: dict[str, tuple[int, int]] = {}
+            for seg in SEGMENTS:
+                if isinstance(splits, Mapping):
+                    if seg not in splits:
+                        raise KeyError(
+                            f"splits needs a {seg!r} entry; got keys {sorted(splits)}"
+                        )
+                    raw = splits[seg]
+                elif hasattr(splits, seg):
+                    raw = getattr(splits, seg)
+                else:
+                    raise TypeError(
+                        "splits must be a mapping {'train': (i0, i1), 'valid': ..., 'test': ...} "
+                        f"or have train/valid/test attributes; got {type(splits).__name__}"
+                    )
+                ranges[seg] = _as_range(raw, seg)
+            out = cls(**ranges)
+        for seg in SEGMENTS:
+            i0, i1 = getattr(out, seg)
+            if not 0 <= i0 <= i1 <= T:
+                raise ValueError(f"splits[{seg!r}] = {(i0, i1)} is not inside [0, {T}]")
+        if not (out.train[1] <= out.valid[0] and out.valid[1] <= out.test[0]):
+            raise ValueError(
+                f"segments must be ordered and disjoint (train < valid < test); got {out}"
+            )
+        if out.train[1] - out.train[0] < 1:
+            raise ValueError(f"train segment is empty: {out.train}")
+        return out
+
+    def get(self, seg: str) -> tuple[int, int]:
+        if seg not in SEGMENTS:
+            raise KeyError(f"unknown segment {seg!r}; expected one of {SEGMENTS}")
+        return getattr(self, seg)
+
+    def fit_rows(self, seg: str, horizon: int) -> tuple[int, int]:
+        """``[i0, e)`` with ``e = max(i0, i1 - horizon)``: days whose label ends inside ``seg``."""
+        i0, i1 = self.get(seg)
+        return i0, max(i0, i1 - horizon)
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {seg: list(getattr(self, seg)) for seg in SEGMENTS}
+
+
+def _unwrap_splits(splits: Any) -> Any:
+    """``alphaminer.data.splits.Splits`` (``.ranges``) or its ``to_dict()`` JSON → mapping."""
+    ranges = getattr(splits, "ranges", None)
+    if isinstance(ranges, Mapping):
+        return ranges
+    if isinstance(splits, Mapping) and isinstance(splits.get("segments"), Mapping):
+        segs = splits["segments"]
+        if all(isinstance(v, Mapping) and "start_index" in v for v in segs.values()):
+            return {k: (int(v["start_index"]), int(v["end_index"])) for k, v in segs.items()}
+    return splits
+
+
+def _as_range(raw: Any, seg: str) -> tuple[int, int]:
+    if isinstance(raw, slice | range):
+        if raw.step not in (None, 1):
+            raise ValueError(f"splits[{seg!r}] must have step 1, got {raw}")
+        return int(raw.start or 0), int(raw.stop)
+    if hasattr(raw, "start") and hasattr(raw, "stop"):
+        return int(raw.start), int(raw.stop)
+    try:
+        i0, i1 = raw
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"splits[{seg!r}] must be (i0, i1), a slice or a range; got {raw!r}"
+        ) from None
+    return int(i0), int(i1)
+
+
+@dataclass
+class CombinationResult:
+    """What every combination model returns.
+
+    Attributes:
+        method: registry name of the model.
+        signal: ``[T, S]`` float32 combined signal (NaN where not computable). Day ``t`` uses
+            factor values of day ``t`` and labels known strictly before ``t`` (train-fitted models
+            use train labels only).
+        model: JSON-serialisable description of the fitted model (for trees it carries the
+            booster's native JSON/text dump — never a pickle).
+        metrics: flat ``{"<segment>_<stat>": float}`` (ic, rank_ic, icir, rank_icir, n_days) of
+            the signal on each segment's fit rows.
+        params: the hyper-parameters actually used (the best ones when tuned).
+        selected: names of the factors the model uses.
+        study: optuna trials frame when tuned, else ``None``.
+        daily_weights: ``[T, K]`` per-day linear weights (``dynamic_linear`` only).
+    """
+
+    method: str
+    signal: torch.Tensor
+    model: dict[str, Any]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    selected: list[str] = field(default_factory=list)
+    study: pd.DataFrame | None = None
+    daily_weights: torch.Tensor | None = None
+
+    def model_json(self) -> str:
+        """The model description as a JSON string (what the catalog stores)."""
+        return json.dumps(self.model, allow_nan=True)
+
+
+@dataclass
+class CombinationInputs:
+    """Validated inputs plus lazily cached derived tensors shared by models and optuna trials."""
+
+    values: torch.Tensor
+    names: list[str]
+    y: torch.Tensor
+    splits: SegmentRanges
+    horizon: int
+    min_stocks: int = 10
+
+    @classmethod
+    def build(  # noqa: PLR0917 - mirrors combine()'s positional signature
+        cls,
+        values: torch.Tensor,
+        names: Sequence[str],
+        y: torch.Tensor,
+        splits: Any,
+        horizon: int,
+        min_stocks: int = 10,
+    ) -> CombinationInputs:
+        if not isinstance(values, torch.Tensor):
+            values = torch.as_tensor(np.asarray(values, dtype=np.float32))
+        if not isinstance(y, torch.Tensor):
+            y = torch.as_tensor(np.asarray(y, dtype=np.float32))
+        if values.ndim != 3:
+            raise ValueError(f"values must be [K, T, S], got shape {tuple(values.shape)}")
+        if y.ndim != 2:
+            raise ValueError(f"y must be [T, S], got shape {tuple(y.shape)}")
+        K, T, S = values.shape
+        if tuple(y.shape) != (T, S):
+            raise ValueError(f"y has shape {tuple(y.shape)} but values is [K={K}, T={T}, S={S}]")
+        names = [str(n) for n in names]
+        if len(names) != K:
+            raise ValueError(f"names has {len(names)} entries but values has K={K} factors")
+        if K == 0:
+            raise ValueError("values holds no factors (K = 0)")
+        if int(horizon) < 0:
+            raise ValueError(f"horizon must be >= 0, got {horizon}")
+        values = values.to(torch.float32)
+        y = y.to(device=values.device, dtype=torch.float32)
+        return cls(
+            values=values,
+            names=names,
+            y=y,
+            splits=SegmentRanges.coerce(splits, T),
+            horizon=int(horizon),
+            min_stocks=int(min_stocks),
+        )
+
+    @property
+    def K(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def T(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def S(self) -> int:
+        return int(self.values.shape[2])
+
+    @cached_property
+    def z(self) -> torch.Tensor:
+        """``[K, T, S]`` per-day cross-sectional z-scores (NaN kept)."""
+        return cs_zscore(self.values)
+
+    @cached_property
+    def factor_ic(self) -> torch.Tensor:
+        """``[K, T]`` daily Pearson IC of every factor with the label."""
+        return daily_ic(self.values, self.y, min_stocks=self.min_stocks)
+
+    @cached_property
+    def factor_rank_ic(self) -> torch.Tensor:
+        """``[K, T]`` daily rank IC of every factor with the label."""
+        return daily_rank_ic(self.values, self.y, min_stocks=self.min_stocks)
+
+    def target(self, kind: str) -> torch.Tensor:
+        """The regression target: the label, per-day z-scored / ranked, or raw."""
+        return transform_target(self.y, kind)
+
+    def fit_rows(self, seg: str) -> tuple[int, int]:
+        return self.splits.fit_rows(seg, self.horizon)
+
+    def metrics(self, signal: torch.Tensor) -> dict[str, float]:
+        return segment_metrics(signal, self.y, self.splits, self.horizon, self.min_stocks)
+
+    def top_k_by_valid_ic(self, k: int) -> list[int]:
+        """Indices of the ``k`` factors with the largest |mean daily IC| on valid fit rows.
+
+        Ties and NaNs are broken deterministically (NaN last, then by position).
+        """
+        v0, v1 = self.fit_rows("valid")
+        if v1 <= v0:
+            raise ValueError(
+                f"valid segment {self.splits.valid} has no day whose {self.horizon}-day label "
+                "ends inside it; cannot rank factors by validation IC"
+            )
+        ic = self.factor_ic[:, v0:v1]
+        valid = ~torch.isnan(ic)
+        n = valid.sum(dim=1)
+        mean = torch.where(valid, ic, torch.zeros_like(ic)).sum(dim=1) / n.clamp_min(1)
+        score = torch.where(n > 0, mean.abs(), torch.full_like(mean, -1.0)).cpu().numpy()
+        order = np.lexsort((np.arange(self.K), -score))
+        return [int(i) for i in order[: max(1, min(int(k), self.K))]]
+
+
+def transform_target(y: torch.Tensor, kind: str) -> torch.Tensor:
+    """``zscore``: per-day z-score; ``rank``: per-day rank centred to (-0.5, 0.5]; ``raw``."""
+    if kind == "zscore":
+        return cs_zscore(y)
+    if kind == "rank":
+        return cs_rank(y) - 0.5
+    if kind == "raw":
+        return y
+    raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+
+
+def segment_metrics(
+    signal: torch.Tensor,
+    y: torch.Tensor,
+    splits: SegmentRanges,
+    horizon: int,
+    min_stocks: int = 10,
+) -> dict[str, float]:
+    """IC / RankIC / ICIR of ``signal`` on each segment's fit rows, as a flat float dict."""
+    out: dict[str, float] = {}
+    for seg in SEGMENTS:
+        i0, i1 = splits.fit_rows(seg, horizon)
+        if i1 <= i0:
+            stats: dict[str, Any] = {}
+        else:
+            stats = ic_summary(signal[i0:i1], y[i0:i1], min_stocks=min_stocks).to_dict()
+        for key in ("ic", "rank_ic", "icir", "rank_icir"):
+            val = stats.get(key, float("nan"))
+            out[f"{seg}_{key}"] = float(val)
+        out[f"{seg}_days"] = float(stats.get("n_days", 0))
+    return out
+
+
+def objective_value(metrics: Mapping[str, float]) -> float:
+    """The tuning objective: validation IC (non-finite → -1, the worst possible IC)."""
+    v = float(metrics.get("valid_ic", float("nan")))
+    return v if math.isfinite(v) else -1.0
+
+
+def config_from(config_cls: type, config: Any) -> Any:
+    """Build ``config_cls`` from ``None``, a mapping (unknown keys raise) or an instance."""
+    if config is None:
+        return config_cls()
+    if isinstance(config, config_cls):
+        return config
+    if isinstance(config, Mapping):
+        known = {f.name for f in fields(config_cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown {config_cls.__name__} parameter(s) {unknown}; known: {sorted(known)}"
+            )
+        return config_cls(**dict(config))
+    raise TypeError(
+        f"config must be None, a mapping or a {config_cls.__name__}; got {type(config).__name__}"
+    )
+
+
+def jsonable(x: Any) -> Any:
+    """Convert tensors/arrays/numpy scalars (recursively) into plain JSON types."""
+    if isinstance(x, torch.Tensor):
+        return jsonable(x.detach().cpu().numpy())
+    if isinstance(x, np.ndarray):
+        return [jsonable(v) for v in x.tolist()] if x.ndim else jsonable(x.item())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    return x

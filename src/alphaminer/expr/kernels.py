@@ -1,0 +1,587 @@
+"""Numeric kernels of the expression language (DESIGN §4).
+
+Two families:
+
+- cross-sectional kernels (``cs_*``) work along the LAST dim (stocks) of any ``[..., S]`` tensor,
+  so a batch ``[K, T, S]`` of factors is handled in one call;
+- rolling (time-series) kernels (``ts_*``) work along dim 0 (time) of ``[T, ...]`` tensors. The
+  window ends today and includes it; a full window is required (else NaN); a window containing a
+  NaN gives NaN.
+
+All kernels are autograd-friendly (no in-place writes on their inputs) and return NaN where the
+result would be ``±inf``.
+
+Speed notes: sums/means/extremes reduce over no-copy ``unfold`` views; second and higher moments
+use float64 prefix sums (O(T·S) whatever the window) after subtracting a per-column offset, with
+constant windows detected exactly by rolling max == min; ranks and medians are computed in
+time-chunks whose ``[chunk, S, w]`` copies stay below :data:`CHUNK_ELEMS` elements.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+#: Upper bound on the number of elements of any temporary ``[chunk, ..., w]`` copy.
+CHUNK_ELEMS = 1 << 24
+
+_NAN = float("nan")
+
+
+# ----------------------------------------------------------------------------- helpers
+def finite_or_nan(x: torch.Tensor) -> torch.Tensor:
+    """Replace ``±inf`` by NaN (every operator output goes through this)."""
+    if not x.is_floating_point():
+        return x
+    return torch.where(torch.isinf(x), torch.full_like(x, _NAN), x)
+
+
+def _nan_like(x: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(x, _NAN)
+
+
+# ----------------------------------------------------------------------------- cross-section
+@functools.cache
+def _sort_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="cs_rank")
+
+
+def _sort_rows_inplace(a: np.ndarray) -> None:
+    """Sort each row of a C-contiguous int64 array in place, split over two threads.
+
+    numpy's SIMD sort (x86-simd-sort) on int64 is several times faster than ``torch.sort`` on
+    CPU, and it releases the GIL, so two halves sort concurrently.
+    """
+    n = a.shape[0]
+    threads = max(1, min(2, torch.get_num_threads()))
+    if n < 64 or threads == 1:
+        a.sort(axis=-1)
+        return
+    h = n // 2
+    list(_sort_pool().map(lambda sl: a[sl].sort(axis=-1), (slice(0, h), slice(h, n))))
+
+
+def _sorted_keys_cpu(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row-sort a float32 ``[R, S]`` block by packing (value, column) into one int64 key.
+
+    The float's bits are mapped to an order-preserving int32 (NaN → the largest key, so NaN
+    sorts last; ``-0.0`` is folded onto ``+0.0`` first), shifted into the high half, and the
+    column index fills the low half; one SIMD sort then yields sorted values and their indices.
+    """
+    R, S = x.shape
+    xc = x + 0.0  # a copy; folds -0.0 onto +0.0
+    bits = xc.view(torch.int32)
+    key = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    key = torch.where(torch.isnan(xc), torch.full_like(key, 0x7FFFFFFF), key)
+    packed = (key.to(torch.int64) << 32) | torch.arange(S, dtype=torch.int64)
+    _sort_rows_inplace(packed.numpy())
+    hi = packed >> 32
+    idx = packed & 0xFFFFFFFF
+    return hi, idx, hi == 0x7FFFFFFF
+
+
+def _cs_rank_rows(x: torch.Tensor) -> torch.Tensor:
+    """Average ranks / valid count for a 2-D ``[R, S]`` block (see :func:`cs_rank`)."""
+    R, S = x.shape
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        keys, idx, nan_sorted = _sorted_keys_cpu(x)
+    else:
+        keys, idx = torch.sort(x + 0.0, dim=-1)  # NaN sorts last; -0.0 folded onto +0.0
+        nan_sorted = torch.isnan(keys)
+    dt = x.dtype
+    n_valid = (~nan_sorted).sum(dim=-1, keepdim=True).to(dt)
+    pos = torch.arange(S, device=x.device, dtype=torch.int32).expand(R, S)
+    # tie groups: a position starts a group when its value differs from the previous one
+    differ = keys[:, 1:] != keys[:, :-1]
+    if bool(differ.all()):
+        rank = (pos + 1).to(dt)
+    else:
+        true_col = torch.ones(R, 1, dtype=torch.bool, device=x.device)
+        is_start = torch.cat([true_col, differ], dim=1)
+        is_end = torch.cat([differ, true_col], dim=1)
+        zero = torch.zeros((), dtype=torch.int32, device=x.device)
+        last = torch.full((), S - 1, dtype=torch.int32, device=x.device)
+        start = torch.cummax(torch.where(is_start, pos, zero), dim=1).values
+        end = torch.cummin(torch.where(is_end, pos, last).flip(1), dim=1).values.flip(1)
+        rank = (start + end).to(dt) * 0.5 + 1.0
+    pct = torch.where(nan_sorted, torch.full_like(rank, _NAN), rank / n_valid)
+    return torch.empty_like(pct).scatter(1, idx, pct)
+
+
+def cs_rank(x: torch.Tensor, chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
+    """Average rank (ties → mean rank) along the last dim, divided by the valid count.
+
+    Values lie in ``(0, 1]``; NaN stays NaN. Equivalent to pandas
+    ``rank(method="average", pct=True)`` per row. One sort per row, ties resolved with
+    vectorised cumulative max/min of tie-group boundaries, rows processed in chunks.
+    """
+    if x.ndim == 0:
+        raise ValueError("cs_rank needs at least one dimension (the cross-section)")
+    shape = x.shape
+    S = shape[-1]
+    if S == 0 or x.numel() == 0:
+        return x.clone()
+    rows = x.detach().reshape(-1, S)
+    if not rows.is_floating_point():
+        rows = rows.to(torch.float32)
+    out_dtype = rows.dtype
+    step = max(1, chunk_elems // S)
+    if rows.shape[0] <= step:
+        return _cs_rank_rows(rows).reshape(shape)
+    out = torch.empty(rows.shape, dtype=out_dtype, device=x.device)
+    for i in range(0, rows.shape[0], step):
+        out[i:i + step] = _cs_rank_rows(rows[i:i + step])
+    return out.reshape(shape)
+
+
+def _cs_zscore_rows(x: torch.Tensor) -> torch.Tensor:
+    x64 = x.to(torch.float64)  # float32 sums lose ~1e-5 on z-scores of price-level data
+    valid = ~torch.isnan(x64)
+    n = valid.sum(dim=-1, keepdim=True).to(torch.float64)
+    zero = torch.zeros_like(x64)
+    mean = torch.where(valid, x64, zero).sum(dim=-1, keepdim=True) / n
+    dev = torch.where(valid, x64 - mean, zero)
+    std = torch.sqrt((dev * dev).sum(dim=-1, keepdim=True) / (n - 1))
+    bad = (n < 2) | ~(std > 0)
+    z = dev / torch.where(bad, torch.ones_like(std), std)
+    return finite_or_nan(torch.where(bad | ~valid, torch.full_like(z, _NAN), z).to(x.dtype))
+
+
+def cs_zscore(x: torch.Tensor, chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
+    """``(x - mean) / std`` along the last dim over non-NaN entries, ``std`` with ddof=1.
+
+    Fewer than two valid entries or a zero standard deviation give NaN. Accumulates in float64
+    over row chunks (bounded memory); differentiable.
+    """
+    if x.ndim == 0:
+        raise ValueError("cs_zscore needs at least one dimension (the cross-section)")
+    if not x.is_floating_point():
+        x = x.to(torch.float32)
+    S = x.shape[-1]
+    rows = x.reshape(-1, S)
+    step = max(1, chunk_elems // max(1, S))
+    if rows.shape[0] <= step:
+        return _cs_zscore_rows(rows).reshape(x.shape)
+    parts = [_cs_zscore_rows(rows[i:i + step]) for i in range(0, rows.shape[0], step)]
+    return torch.cat(parts, dim=0).reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------- elementwise
+def safe_div(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
+    """``a / b`` with NaN where ``b == 0`` or the result is not finite."""
+    a_t, b_t = _as_tensors(a, b)
+    bad = (b_t == 0) | torch.isnan(b_t)
+    # divide by a safe denominator so masked entries carry no NaN gradient
+    out = a_t / torch.where(bad, torch.ones_like(b_t), b_t)
+    return finite_or_nan(torch.where(bad, torch.full_like(out, _NAN), out))
+
+
+def safe_log(x: torch.Tensor) -> torch.Tensor:
+    """Natural log with NaN for ``x <= 0``."""
+    ok = x > 0
+    out = torch.log(torch.where(ok, x, torch.ones_like(x)))
+    return finite_or_nan(torch.where(ok, out, torch.full_like(out, _NAN)))
+
+
+def _as_tensors(a: torch.Tensor | float, b: torch.Tensor | float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Promote python scalars against the tensor operand (at least one must be a tensor)."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a, b
+    if isinstance(a, torch.Tensor):
+        return a, torch.full_like(a, float(b))
+    if isinstance(b, torch.Tensor):
+        return torch.full_like(b, float(a)), b
+    raise TypeError("at least one operand must be a tensor")
+
+
+def sign(x: torch.Tensor) -> torch.Tensor:
+    """-1, 0 or 1; NaN stays NaN (``torch.sign`` maps NaN to 0)."""
+    return torch.where(torch.isnan(x), x, torch.sign(x))
+
+
+def greater(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
+    """Elementwise maximum (NaN propagates)."""
+    a_t, b_t = _as_tensors(a, b)
+    return torch.maximum(a_t, b_t)
+
+
+def less(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
+    """Elementwise minimum (NaN propagates)."""
+    a_t, b_t = _as_tensors(a, b)
+    return torch.minimum(a_t, b_t)
+
+
+# ----------------------------------------------------------------------------- time-series helpers
+def _check_window(d: int, minimum: int = 1) -> int:
+    if int(d) != d or d < minimum:
+        raise ValueError(f"window must be an integer >= {minimum}, got {d!r}")
+    return int(d)
+
+
+def _pad_front(y: torch.Tensor, T: int) -> torch.Tensor:
+    """Prepend NaN rows so ``y`` (the outputs for days ``T-len(y) .. T-1``) has length ``T``."""
+    missing = T - y.shape[0]
+    if missing <= 0:
+        return y
+    pad = torch.full((missing, *y.shape[1:]), _NAN, dtype=y.dtype, device=y.device)
+    return torch.cat([pad, y], dim=0)
+
+
+def _all_nan(x: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(x, _NAN)
+
+
+def _window_has_nan(x: torch.Tensor, d: int) -> torch.Tensor:
+    """``[T, ...]`` bool: the window ending at each day contains a NaN (or is incomplete)."""
+    T = x.shape[0]
+    bad = (~torch.isfinite(x)).to(torch.int32).cumsum(0)
+    if d > T:
+        return torch.ones_like(bad, dtype=torch.bool)
+    cnt = bad[d - 1:] - torch.cat([torch.zeros_like(bad[:1]), bad[:-d]], dim=0)
+    head = torch.ones((d - 1, *x.shape[1:]), dtype=torch.bool, device=x.device)
+    return torch.cat([head, cnt > 0], dim=0)
+
+
+def _windows(x: torch.Tensor, d: int) -> torch.Tensor:
+    """No-copy ``[T-d+1, ..., d]`` view of the trailing windows (index d-1 is today)."""
+    return x.unfold(0, d, 1)
+
+
+def _chunked_windows(x: torch.Tensor, d: int, fn, out_dtype: torch.dtype | None = None
+                     ) -> torch.Tensor:
+    """Apply ``fn(window_chunk) -> [c, ...]`` over time-chunks of the window view.
+
+    Each chunk's copies are at most :data:`CHUNK_ELEMS` elements, which bounds memory for
+    kernels that must materialise windows (median, rank, argmax, mad, weighted sums).
+    """
+    T = x.shape[0]
+    if d > T:
+        return torch.full_like(x, _NAN, dtype=out_dtype or x.dtype)
+    u = _windows(x, d)
+    per_day = max(1, u[0].numel())
+    step = max(1, CHUNK_ELEMS // per_day)
+    parts = [fn(u[i:i + step]) for i in range(0, u.shape[0], step)]
+    y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+    return _pad_front(y, T)
+
+
+# ----------------------------------------------------------------------------- time-series kernels
+def ts_ref(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Value ``d`` days ago (``d < 0`` looks ahead: labels only). NaN where out of range."""
+    d = int(d)
+    T = x.shape[0]
+    if d == 0:
+        return x
+    if abs(d) >= T:
+        return _all_nan(x)
+    pad = torch.full((abs(d), *x.shape[1:]), _NAN, dtype=x.dtype, device=x.device)
+    if d > 0:
+        return torch.cat([pad, x[:-d]], dim=0)
+    return torch.cat([x[-d:], pad], dim=0)
+
+
+def ts_delta(x: torch.Tensor, d: int) -> torch.Tensor:
+    """``x - Ref(x, d)``."""
+    return finite_or_nan(x - ts_ref(x, _check_window(d)))
+
+
+def ts_return(x: torch.Tensor, d: int) -> torch.Tensor:
+    """``x / Ref(x, d) - 1`` (NaN where the reference is 0)."""
+    return finite_or_nan(safe_div(x, ts_ref(x, _check_window(d))) - 1.0)
+
+
+def ts_sum(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling sum over a no-copy window view (NaN in the window → NaN)."""
+    d = _check_window(d)
+    if x.shape[0] < d:
+        return _all_nan(x)
+    return finite_or_nan(_pad_front(_windows(x, d).sum(-1), x.shape[0]))
+
+
+def ts_mean(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling mean."""
+    return ts_sum(x, d) / float(_check_window(d))
+
+
+def ts_max(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling maximum (NaN in the window → NaN)."""
+    d = _check_window(d)
+    if x.shape[0] < d:
+        return _all_nan(x)
+    return _pad_front(_windows(x, d).amax(-1), x.shape[0])
+
+
+def ts_min(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling minimum (NaN in the window → NaN)."""
+    d = _check_window(d)
+    if x.shape[0] < d:
+        return _all_nan(x)
+    return _pad_front(_windows(x, d).amin(-1), x.shape[0])
+
+
+#: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (4 MiB).
+MOMENT_BLOCK_ELEMS = 1 << 19
+
+
+def _col_blocks(n_cols: int, T: int) -> list[slice]:
+    """Column blocks so the float64 ``[T, block]`` temporaries stay a few MiB each."""
+    width = max(1, min(n_cols, MOMENT_BLOCK_ELEMS // max(1, T)))
+    return [slice(i, i + width) for i in range(0, n_cols, width)]
+
+
+def _window_power_sums(cols: list[torch.Tensor], d: int,
+                       products: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    """Window sums of products of offset-centred columns, via float64 prefix sums.
+
+    ``cols`` are ``[T, N]`` tensors; each entry of ``products`` lists column indices whose
+    product is summed (e.g. ``(0, 0)`` = Σy², ``(0, 1)`` = Σy·z). Each column is shifted by its
+    first finite value (a causal offset) before accumulation so the prefix sums stay small and
+    the window differences do not cancel catastrophically. Non-finite entries contribute 0; the
+    caller masks windows that contained one. Returns ``[T-d+1, N]`` float64 tensors.
+    """
+    centred = []
+    for c in cols:
+        c64 = c.to(torch.float64)
+        fin = torch.isfinite(c64)
+        first = fin.to(torch.uint8).argmax(dim=0, keepdim=True)
+        offset = torch.gather(torch.where(fin, c64, torch.zeros_like(c64)), 0, first)
+        centred.append(torch.where(fin, c64 - offset, torch.zeros_like(c64)))
+    out = []
+    for prod in products:
+        term = centred[prod[0]]
+        for j in prod[1:]:
+            term = term * centred[j]
+        cs = term.cumsum(0)
+        prev = torch.cat([torch.zeros_like(cs[:1]), cs[:-d]], dim=0)
+        out.append(cs[d - 1:] - prev)
+    return out
+
+
+def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish
+                   ) -> torch.Tensor:
+    """Shared driver: flatten to ``[T, N]``, process column blocks, pad and mask NaN windows."""
+    d = _check_window(d)
+    x0 = xs[0]
+    T = x0.shape[0]
+    if d > T or d < min_window:
+        return _all_nan(x0)
+    shape = x0.shape
+    flat = [x.reshape(T, -1) for x in xs]
+    N = flat[0].shape[1]
+    parts = []
+    for sl in _col_blocks(N, T):
+        cols = [f[:, sl] for f in flat]
+        parts.append(finish(cols, d))
+    y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    bad = torch.zeros((T - d + 1, N), dtype=torch.bool, device=x0.device)
+    for f in flat:
+        bad = bad | _window_has_nan(f, d)[d - 1:]
+    y = torch.where(bad, torch.full_like(y, _NAN), y)
+    return finite_or_nan(_pad_front(y.to(x0.dtype), T).reshape(shape))
+
+
+def _const_mask(x: torch.Tensor, d: int) -> torch.Tensor:
+    """``[T-d+1, N]`` exact test (max == min) for constant windows.
+
+    Guards the prefix-sum cancellation: constant windows give exactly Std 0 / Corr NaN.
+    """
+    u = _windows(x.detach(), d)
+    return u.amax(-1) == u.amin(-1)
+
+
+def ts_var(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling variance, ddof=1 (exactly 0 on constant windows)."""
+
+    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
+        s1, s2 = _window_power_sums(cols, d, [(0,), (0, 0)])
+        var = ((s2 - s1 * s1 / d) / (d - 1)).clamp_min(0.0)
+        return torch.where(_const_mask(cols[0], d), torch.zeros_like(var), var)
+
+    return _moment_kernel((x,), d, 2, finish)
+
+
+def ts_std(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling standard deviation, ddof=1."""
+    return torch.sqrt(ts_var(x, d))
+
+
+def ts_cov(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling covariance, ddof=1."""
+
+    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
+        sx, sy, sxy = _window_power_sums(cols, d, [(0,), (1,), (0, 1)])
+        cov = (sxy - sx * sy / d) / (d - 1)
+        const = _const_mask(cols[0], d) | _const_mask(cols[1], d)
+        return torch.where(const, torch.zeros_like(cov), cov)
+
+    return _moment_kernel((x, y), d, 2, finish)
+
+
+def ts_corr(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling Pearson correlation; NaN where either side is constant over the window."""
+
+    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
+        sx, sy, sxx, syy, sxy = _window_power_sums(
+            cols, d, [(0,), (1,), (0, 0), (1, 1), (0, 1)])
+        vx = sxx - sx * sx / d
+        vy = syy - sy * sy / d
+        cxy = sxy - sx * sy / d
+        ok = (vx > 0) & (vy > 0) & ~(_const_mask(cols[0], d) | _const_mask(cols[1], d))
+        den = torch.sqrt(torch.where(ok, vx * vy, torch.ones_like(vx)))
+        r = (cxy / den).clamp(-1.0, 1.0)
+        return torch.where(ok, r, torch.full_like(r, _NAN))
+
+    return _moment_kernel((x, y), d, 2, finish)
+
+
+def _central_moments(cols: list[torch.Tensor], d: int, order: int
+                     ) -> tuple[torch.Tensor, ...]:
+    prods = [(0,) * k for k in range(1, order + 1)]
+    sums = _window_power_sums(cols, d, prods)
+    n = float(d)
+    mean = sums[0] / n
+    raw = [s / n for s in sums]
+    m2 = raw[1] - mean * mean
+    m3 = raw[2] - 3 * mean * raw[1] + 2 * mean ** 3
+    if order == 3:
+        return m2, m3
+    m4 = raw[3] - 4 * mean * raw[2] + 6 * mean * mean * raw[1] - 3 * mean ** 4
+    return m2, m3, m4
+
+
+def ts_skew(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling bias-corrected sample skewness (as pandas ``rolling.skew``); needs d >= 3."""
+
+    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
+        m2, m3 = _central_moments(cols, d, 3)
+        ok = (m2 > 0) & ~_const_mask(cols[0], d)
+        m2s = torch.where(ok, m2, torch.ones_like(m2))
+        g = math.sqrt(d * (d - 1.0)) / (d - 2.0) * m3 / m2s.pow(1.5)
+        return torch.where(ok, g, torch.full_like(g, _NAN))
+
+    return _moment_kernel((x,), d, 3, finish)
+
+
+def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Rolling bias-corrected excess kurtosis (as pandas ``rolling.kurt``); needs d >= 4."""
+
+    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
+        m2, _, m4 = _central_moments(cols, d, 4)
+        ok = (m2 > 0) & ~_const_mask(cols[0], d)
+        m2s = torch.where(ok, m2, torch.ones_like(m2))
+        n = float(d)
+        k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
+        return torch.where(ok, k, torch.full_like(k, _NAN))
+
+    return _moment_kernel((x,), d, 4, finish)
+
+
+def ts_zscore(x: torch.Tensor, d: int) -> torch.Tensor:
+    """``(x - Mean(x, d)) / Std(x, d)``; NaN where the window is constant."""
+
+    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
+        s1, s2 = _window_power_sums(cols, d, [(0,), (0, 0)])
+        var = ((s2 - s1 * s1 / d) / (d - 1)).clamp_min(0.0)
+        x64 = cols[0].to(torch.float64)
+        fin = torch.isfinite(x64)
+        first = fin.to(torch.uint8).argmax(dim=0, keepdim=True)
+        offset = torch.gather(torch.where(fin, x64, torch.zeros_like(x64)), 0, first)
+        today = (x64 - offset)[d - 1:]
+        ok = (var > 0) & ~_const_mask(cols[0], d)
+        std = torch.sqrt(torch.where(ok, var, torch.ones_like(var)))
+        z = (today - s1 / d) / std
+        return torch.where(ok, z, torch.full_like(z, _NAN))
+
+    return _moment_kernel((x,), d, 2, finish)
+
+
+def _weighted(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Rolling weighted sum; ``weights[j]`` applies to window position j (d-1 = today)."""
+    d = weights.numel()
+    w = weights.to(dtype=x.dtype, device=x.device)
+    return finite_or_nan(_chunked_windows(x, d, lambda u: torch.matmul(u, w)))
+
+
+def ts_wma(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Linearly weighted mean, weights 1..d (today has weight d), normalised."""
+    d = _check_window(d)
+    w = torch.arange(1, d + 1, dtype=torch.float64)
+    return _weighted(x, w / w.sum())
+
+
+def ts_ema(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Finite-window exponential mean: alpha = 2/(d+1), weight (1-alpha)^k for age k, normalised."""
+    d = _check_window(d)
+    alpha = 2.0 / (d + 1.0)
+    age = torch.arange(d - 1, -1, -1, dtype=torch.float64)
+    w = (1.0 - alpha) ** age
+    return _weighted(x, w / w.sum())
+
+
+def ts_mad(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Mean absolute deviation from the window mean."""
+    d = _check_window(d)
+
+    def fn(u: torch.Tensor) -> torch.Tensor:
+        u64 = u.to(torch.float64)  # deviations of large values cancel badly in float32
+        m = u64.mean(-1, keepdim=True)
+        return (u64 - m).abs().mean(-1).to(x.dtype)
+
+    return finite_or_nan(_chunked_windows(x, d, fn))
+
+
+def ts_med(x: torch.Tensor, d: int) -> torch.Tensor:
+    """True rolling median (mean of the two middle values for even windows)."""
+    d = _check_window(d)
+    lo, hi = (d - 1) // 2, d // 2
+
+    def fn(u: torch.Tensor) -> torch.Tensor:
+        v = torch.sort(u, dim=-1).values  # NaN sorts last → the max slot is NaN iff any NaN
+        med = (v[..., lo] + v[..., hi]) * 0.5
+        return torch.where(torch.isnan(v[..., -1]), torch.full_like(med, _NAN), med)
+
+    return _chunked_windows(x, d, fn)
+
+
+def ts_rank(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Today's average rank within its window, divided by d (in ``(0, 1]``)."""
+    d = _check_window(d)
+    xd = x.detach()
+
+    def fn(u: torch.Tensor) -> torch.Tensor:
+        today = u[..., -1:]
+        less_n = (u < today).sum(-1)
+        eq_n = (u == today).sum(-1)
+        return (less_n.to(x.dtype) + (eq_n.to(x.dtype) + 1.0) * 0.5) / d
+
+    out = _chunked_windows(xd, d, fn)
+    return torch.where(_window_has_nan(xd, d), torch.full_like(out, _NAN), out)
+
+
+def _arg_extreme(x: torch.Tensor, d: int, largest: bool) -> torch.Tensor:
+    d = _check_window(d)
+    xd = x.detach()
+    pos = torch.arange(d, device=x.device)
+
+    def fn(u: torch.Tensor) -> torch.Tensor:
+        ext = u.amax(-1, keepdim=True) if largest else u.amin(-1, keepdim=True)
+        last = torch.where(u == ext, pos, -1).amax(-1)  # most recent occurrence
+        return (d - 1 - last).to(x.dtype)
+
+    out = _chunked_windows(xd, d, fn)
+    return torch.where(_window_has_nan(xd, d), torch.full_like(out, _NAN), out)
+
+
+def ts_argmax(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Days since the window maximum (0 = today; ties → most recent)."""
+    return _arg_extreme(x, d, largest=True)
+
+
+def ts_argmin(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Days since the window minimum (0 = today; ties → most recent)."""
+    return _arg_extreme(x, d, largest=False)

@@ -1,0 +1,1 @@
+"""Neural methods: AlphaNet (operator-layer network over feature images) and ML baselines."""

@@ -1,0 +1,491 @@
+"""Training, checkpoint/resume and inference for AlphaNet.
+
+Training (:func:`train_alphanet`):
+
+- batches are whole cross-sections: ``days_per_batch`` consecutive sample days of the train
+  segment, iterated in chronological order every epoch (no shuffling across time);
+- loss ``"neg_abs_ic"``: −|Pearson IC| of each day's cross-section, averaged over the batch's days
+  (differentiable, written here as a torch autograd loss over a batch; the *reporting* IC is
+  :func:`alphaminer.evaluation.daily_ic`), or ``"mse"`` against the raw forward return;
+- Adam, early stopping on the validation IC (patience epochs without improvement);
+- the −|IC| loss is blind to the sign of the score, so after each epoch the model's
+  ``output_sign`` is set from the sign of the epoch's mean *training* IC (never from validation
+  data): a higher score then means a higher expected return, and the validation IC used for early
+  stopping is the signed IC of that oriented score;
+- after every epoch the complete state (weights, optimizer, RNG states, epoch, best-so-far,
+  history) goes to ``checkpoint_dir/last`` (safetensors + JSON, no pickle, written atomically)
+  and the best weights to ``checkpoint_dir/best`` (:func:`save_checkpoint`). A run killed at any
+  point and started again with the same arguments resumes from the last finished epoch and ends
+  with bit-identical weights (tested).
+
+Inference (:func:`predict`) builds stride-1 images for every day in memory-bounded chunks and
+scores each day's cross-section; each score uses only the trailing window, so it is causal.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from alphaminer.evaluation.metrics import daily_ic
+from alphaminer.neural.alphanet.images import (
+    FeatureImages,
+    ImageConfig,
+    iter_image_chunks,
+    sample_days,
+)
+from alphaminer.neural.alphanet.model import AlphaNet, AlphaNetConfig
+from alphaminer.panel import Panel
+from alphaminer.runtime import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("neg_abs_ic", "mse")
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """AlphaNet training hyper-parameters.
+
+    Attributes:
+        loss: ``"neg_abs_ic"`` (−|IC| per day, averaged) or ``"mse"``.
+        lr / weight_decay: Adam parameters.
+        epochs: maximum number of epochs.
+        patience: stop after this many epochs without a better validation IC.
+        days_per_batch: sample days (full cross-sections) per optimisation step.
+        min_stocks: days with fewer images are left out of the IC loss and the IC metric.
+        seed: seeds python/numpy/torch before the model is built.
+        device: ``"auto"`` (cuda if present), ``"cpu"``, ``"cuda"``...
+        eval_batch: images per forward pass in validation / prediction.
+        progress: tqdm bar per epoch.
+    """
+
+    loss: str = "neg_abs_ic"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 50
+    patience: int = 10
+    days_per_batch: int = 1
+    min_stocks: int = 10
+    seed: int = 0
+    device: str = "auto"
+    eval_batch: int = 65536
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.epochs < 1 or self.patience < 1 or self.days_per_batch < 1:
+            raise ValueError("epochs, patience and days_per_batch must be >= 1")
+        if self.min_stocks < 2:
+            raise ValueError(f"min_stocks must be >= 2 (an IC needs two stocks), "
+                             f"got {self.min_stocks}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_alphanet`: the best model (eval mode) and the epoch history."""
+
+    model: AlphaNet
+    history: pd.DataFrame
+    best_epoch: int
+    best_valid_ic: float
+    stopped_early: bool
+    checkpoint_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- losses / metrics
+def grouped_ic(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor, n_groups: int,
+               min_count: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pearson IC of ``pred`` vs ``y`` inside each group (day): ``(ic [G], valid [G])``.
+
+    Differentiable in ``pred``. Groups with fewer than ``min_count`` members or a constant side
+    are invalid (their IC is 0 and must be ignored).
+    """
+    ones = torch.ones_like(pred)
+    cnt = torch.zeros(n_groups, dtype=pred.dtype, device=pred.device).index_add(0, group, ones)
+    safe = cnt.clamp_min(1.0)
+    mp = torch.zeros_like(cnt).index_add(0, group, pred) / safe
+    my = torch.zeros_like(cnt).index_add(0, group, y) / safe
+    pc, yc = pred - mp[group], y - my[group]
+    sxy = torch.zeros_like(cnt).index_add(0, group, pc * yc)
+    sxx = torch.zeros_like(cnt).index_add(0, group, pc * pc)
+    syy = torch.zeros_like(cnt).index_add(0, group, yc * yc)
+    valid = (cnt >= min_count) & (sxx > 0) & (syy > 0)
+    den = torch.sqrt(torch.where(valid, sxx * syy, torch.ones_like(sxx)) + _EPS)
+    ic = torch.where(valid, sxy / den, torch.zeros_like(sxy))
+    return ic, valid
+
+
+def neg_abs_ic_loss(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor, n_groups: int,
+                    min_count: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """−mean over valid days of |IC|; returns ``(loss, ic.detach(), valid)``.
+
+    Kept here (not in :mod:`alphaminer.evaluation`) because it is an autograd loss over one
+    batch of images, not the reporting metric over a ``[T, S]`` signal.
+    """
+    ic, valid = grouped_ic(pred, y, group, n_groups, min_count)
+    if not bool(valid.any()):
+        return pred.sum() * 0.0, ic.detach(), valid
+    return -(ic.abs()[valid]).mean(), ic.detach(), valid
+
+
+def daily_ic_of(images: FeatureImages, scores: torch.Tensor, min_stocks: int) -> torch.Tensor:
+    """Per-day IC of ``scores [N]`` vs ``images.labels`` on the days present (``[D]``, NaN-able).
+
+    Uses :func:`alphaminer.evaluation.daily_ic` on the dense ``[D, S]`` cross-sections.
+    """
+    days, inv = torch.unique(images.day_index, return_inverse=True)
+    S = len(images.instruments)
+    f = torch.full((len(days), S), float("nan"))
+    y = torch.full((len(days), S), float("nan"))
+    f[inv, images.stock_index] = scores.detach().to("cpu", torch.float32)
+    y[inv, images.stock_index] = images.labels.to(torch.float32)
+    return daily_ic(f, y, min_stocks=min_stocks).to(torch.float32)
+
+
+# ---------------------------------------------------------------------- checkpoints
+def save_checkpoint(model: AlphaNet, path: str | Path, extra: dict[str, Any] | None = None
+                    ) -> Path:
+    """Write ``path/model.safetensors`` + ``path/config.json`` (architecture + ``extra``)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"))
+    meta = {"format": "alphaminer.alphanet.v1", "architecture": model.config.to_dict(),
+            "extra": extra or {}}
+    (tmp / "config.json").write_text(json.dumps(meta, indent=1))
+    _swap_dir(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> AlphaNet:
+    """Rebuild an :class:`AlphaNet` from :func:`save_checkpoint` output (eval mode)."""
+    path = Path(path)
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(f"no AlphaNet checkpoint in {path} (model.safetensors missing)")
+    meta = json.loads((path / "config.json").read_text())
+    model = AlphaNet(AlphaNetConfig.from_dict(meta["architecture"]))
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return model.to(resolve_device(device)).eval()
+
+
+def _swap_dir(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` so that one of them is complete at every instant."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                       meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = v
+    for key, v in meta["scalars"].items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _save_last(root: Path, model: AlphaNet, opt: torch.optim.Optimizer, state: dict) -> None:
+    tmp = root / "last.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(tmp / "model.safetensors"))
+    opt_t, opt_meta = _optimizer_tensors(opt)
+    save_file(opt_t, str(tmp / "optimizer.safetensors"))
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"cuda{i}"] = s
+    save_file(rng, str(tmp / "rng.safetensors"))
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    full = dict(state, optimizer=opt_meta,
+                numpy_rng=[np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
+                python_rng=[py_state[0], list(py_state[1]), py_state[2]])
+    (tmp / "state.json").write_text(json.dumps(full))
+    _swap_dir(tmp, root / "last")
+
+
+def _load_last(root: Path, model: AlphaNet, opt: torch.optim.Optimizer) -> dict | None:
+    last = root / "last"
+    if not (last / "state.json").exists() and (root / "last.old" / "state.json").exists():
+        last = root / "last.old"  # killed between the two renames of _swap_dir
+    if not (last / "state.json").exists():
+        return None
+    state = json.loads((last / "state.json").read_text())
+    model.load_state_dict(load_file(str(last / "model.safetensors")))
+    _restore_optimizer(opt, load_file(str(last / "optimizer.safetensors")), state["optimizer"])
+    rng = load_file(str(last / "rng.safetensors"))
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda"))]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    n = state["numpy_rng"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), int(n[2]), int(n[3]), n[4]))
+    p = state["python_rng"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    return state
+
+
+def _fingerprint(images: FeatureImages) -> str:
+    h = hashlib.sha256()
+    for t in (images.labels, images.day_index, images.stock_index, images.split):
+        h.update(t.cpu().numpy().tobytes())
+    h.update(str(tuple(images.images.shape)).encode())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- training
+def day_batches(day_index: torch.Tensor, days_per_batch: int) -> list[tuple[int, int]]:
+    """``(start, end)`` image ranges of consecutive ``days_per_batch``-day blocks."""
+    _, counts = torch.unique_consecutive(day_index, return_counts=True)
+    ends = torch.cumsum(counts, 0)
+    bounds = torch.cat([torch.zeros(1, dtype=ends.dtype), ends])[::days_per_batch].tolist()
+    if bounds[-1] != int(ends[-1]):
+        bounds.append(int(ends[-1]))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@torch.no_grad()
+def score_images(model: AlphaNet, images: torch.Tensor, device: torch.device,
+                 batch: int = 65536) -> torch.Tensor:
+    """Eval-mode scores ``[N]`` (CPU float32) of an image tensor, in batches."""
+    model.eval()
+    out = [model(images[i:i + batch].to(device, torch.float32)).cpu()
+           for i in range(0, images.shape[0], batch)]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _check_sorted(images: FeatureImages) -> None:
+    if len(images) > 1 and bool((images.day_index[1:] < images.day_index[:-1]).any()):
+        raise ValueError("images must be ordered by day (as build_feature_images returns them)")
+
+
+def train_alphanet(
+    images: FeatureImages,
+    config: TrainConfig | None = None,
+    model_config: AlphaNetConfig | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train AlphaNet on ``images`` (segments ``train`` and, if present, ``valid``).
+
+    Args:
+        images: output of :func:`~alphaminer.neural.alphanet.images.build_feature_images` with
+            a ``train`` split (without split names every image is used for training and the
+            training IC drives early stopping).
+        config: :class:`TrainConfig`.
+        model_config: architecture; defaults to :class:`AlphaNetConfig` with the images' rows
+            and window.
+        checkpoint_dir: where ``last/`` (resumable state) and ``best/`` go; ``None`` keeps
+            everything in memory.
+        resume: continue from ``checkpoint_dir/last`` when it exists.
+        on_epoch_end: called as ``on_epoch_end(epoch, row)`` after the epoch's checkpoint.
+    """
+    config = config or TrainConfig()
+    model_config = model_config or AlphaNetConfig(rows=images.rows,
+                                                  window=images.config.window)
+    if tuple(images.images.shape[1:]) != (model_config.n_rows, model_config.window):
+        raise ValueError(f"images are {tuple(images.images.shape[1:])} but the model expects "
+                         f"{(model_config.n_rows, model_config.window)}")
+    _check_sorted(images)
+    if "train" in images.split_names:
+        train = images.subset("train")
+    else:
+        train = images
+    valid = images.subset("valid") if "valid" in images.split_names else None
+    if valid is not None and len(valid) == 0:
+        valid = None
+    if len(train) == 0:
+        raise ValueError("no training images (check the splits and the panel length)")
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    model = AlphaNet(model_config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    root = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    run_key = {"train": config.to_dict(), "model": model_config.to_dict(),
+               "data": _fingerprint(images)}
+    run_key["train"].pop("progress")
+    run_key["train"].pop("device")
+    state: dict[str, Any] = {"epoch": 0, "best_metric": None, "best_epoch": 0,
+                             "bad_epochs": 0, "history": [], "done": False, "run_key": run_key}
+    best_state: dict[str, torch.Tensor] | None = None
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        loaded = _load_last(root, model, opt) if resume else None
+        if loaded is not None:
+            if loaded.get("run_key") != run_key:
+                raise ValueError(
+                    f"checkpoint in {root} was written by a different run (config or data "
+                    f"differ); use another checkpoint_dir or resume=False")
+            state = {k: loaded[k] for k in state}
+            log.info("resuming AlphaNet training from %s after epoch %d", root, state["epoch"])
+
+    x_train = train.images.to(device)
+    y_train = train.labels.to(device, torch.float32)
+    batches = day_batches(train.day_index, config.days_per_batch)
+    _, g_all = torch.unique_consecutive(train.day_index, return_inverse=True)
+    g_all = g_all.to(device)
+    monitor = valid if valid is not None else train
+
+    while not state["done"] and state["epoch"] < config.epochs:
+        epoch = state["epoch"] + 1
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum, n_steps = 0.0, 0
+        ic_sum, ic_n = 0.0, 0
+        bar = tqdm(batches, desc=f"alphanet epoch {epoch}/{config.epochs}", unit="batch",
+                   disable=not config.progress, leave=False)
+        for i0, i1 in bar:
+            if i1 - i0 < 2:
+                continue  # batch norm needs two samples
+            x = x_train[i0:i1].float()
+            y = y_train[i0:i1]
+            g = g_all[i0:i1] - g_all[i0]
+            n_g = int(g[-1]) + 1
+            pred = model(x)
+            if config.loss == "neg_abs_ic":
+                loss, ic, ok = neg_abs_ic_loss(pred, y, g, n_g, config.min_stocks)
+                if not bool(ok.any()):
+                    continue
+            else:
+                loss = torch.mean((pred - y) ** 2)
+                ic, ok = grouped_ic(pred.detach(), y, g, n_g, config.min_stocks)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach())
+            n_steps += 1
+            ic_sum += float(ic[ok].sum())
+            ic_n += int(ok.sum())
+        train_ic = ic_sum / ic_n if ic_n else float("nan")
+        if config.loss == "neg_abs_ic" and train_ic < 0:
+            model.output_sign.mul_(-1.0)  # orient the score on training data only
+            train_ic = -train_ic
+        scores = score_images(model, monitor.images, device, config.eval_batch)
+        dic = daily_ic_of(monitor, scores, config.min_stocks)
+        valid_ic = float(torch.nanmean(dic)) if bool(torch.isfinite(dic).any()) else float("nan")
+        metric = valid_ic if np.isfinite(valid_ic) else -np.inf
+        improved = state["best_metric"] is None or metric > state["best_metric"]
+        if improved:
+            state["best_metric"], state["best_epoch"], state["bad_epochs"] = metric, epoch, 0
+            if root is not None:
+                save_checkpoint(model, root / "best",
+                                extra={"epoch": epoch, "valid_ic": valid_ic})
+            else:
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            state["bad_epochs"] += 1
+        row = {"epoch": epoch, "train_loss": loss_sum / max(n_steps, 1), "train_ic": train_ic,
+               "valid_ic": valid_ic, "seconds": time.perf_counter() - t0}
+        state["history"].append(row)
+        state["epoch"] = epoch
+        if state["bad_epochs"] >= config.patience:
+            state["done"] = True
+        log.info("alphanet epoch %d/%d  train_loss %.5f  train_ic %.4f  valid_ic %.4f  "
+                 "(%.1fs)%s", epoch, config.epochs, row["train_loss"], train_ic, valid_ic,
+                 row["seconds"], "  *best*" if improved else "")
+        if root is not None:
+            _save_last(root, model, opt, state)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+    stopped = bool(state["done"]) and state["epoch"] < config.epochs
+    if stopped:
+        log.info("early stopping after epoch %d (best epoch %d)", state["epoch"],
+                 state["best_epoch"])
+    if root is not None:
+        best = load_checkpoint(root / "best", device)
+    else:
+        model.load_state_dict(best_state)
+        best = model.eval()
+    best_metric = state["best_metric"]
+    return TrainResult(
+        model=best, history=pd.DataFrame(state["history"]), best_epoch=int(state["best_epoch"]),
+        best_valid_ic=float(best_metric) if best_metric is not None else float("nan"),
+        stopped_early=stopped, checkpoint_dir=root,
+    )
+
+
+# ---------------------------------------------------------------------- inference
+def predict(
+    model: AlphaNet,
+    panel: Panel,
+    image_config: ImageConfig | None = None,
+    *,
+    device: str | torch.device = "auto",
+    batch: int = 65536,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Score every day of ``panel``: a ``[T, S]`` float32 signal (CPU), NaN where no image.
+
+    Builds stride-1 images (same rows, window and normalisation as training) chunk by chunk and
+    scores each chunk in eval mode. A day's score uses only days ``t−W+1..t`` (causal); days
+    before the first complete window, incomplete windows and stocks outside the universe are NaN.
+    """
+    cfg = (image_config or ImageConfig(rows=model.config.rows, window=model.config.window)
+           ).with_(stride=1, require_label=False)
+    if cfg.rows != model.config.rows or cfg.window != model.config.window:
+        raise ValueError(f"image config rows/window {cfg.rows}/{cfg.window} differ from the "
+                         f"model's {model.config.rows}/{model.config.window}")
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    out = torch.full((panel.T, panel.S), float("nan"))
+    days = sample_days(panel.T, cfg)
+    for img, day, stock, _ in iter_image_chunks(panel, cfg, days, None, progress):
+        out[day, stock] = score_images(model, img, dev, batch)
+    return out
+
+
+__all__ = [
+    "LOSSES", "TrainConfig", "TrainResult", "daily_ic_of", "day_batches", "grouped_ic",
+    "load_checkpoint", "neg_abs_ic_loss", "predict", "save_checkpoint", "score_images",
+    "train_alphanet",
+]

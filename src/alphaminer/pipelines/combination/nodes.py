@@ -1,0 +1,37 @@
+"""Thin adapter: a method's alpha set → one trading signal (``alphaminer.combination``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from alphaminer.combination import combine
+from alphaminer.evaluation.alphaset import AlphaSet
+from alphaminer.expr import Evaluator
+from alphaminer.panel import Panel
+from alphaminer.pipelines._common import labels_tensor, signal_frame, split_ranges
+
+log = logging.getLogger(__name__)
+
+
+def combine_alphas(alphas: dict[str, Any], panel: Panel, labels: pd.DataFrame,
+                   splits: dict[str, Any], params: dict[str, Any], min_stocks: int
+                   ) -> tuple[pd.DataFrame, dict, dict, pd.DataFrame]:
+    """Returns ``signal`` (long), ``model`` (JSON), ``metrics`` and the optuna ``trials``."""
+    aset = AlphaSet.from_dict(alphas)
+    model = params.get("model", "lasso_pool")
+    if len(aset) == 0:
+        log.warning("%s: empty alpha set, no signal", aset.method)
+        return (pd.DataFrame(columns=["datetime", "instrument", "signal"]),
+                {"skipped": "empty alpha set"}, {}, pd.DataFrame())
+    values = aset.values(panel, Evaluator(panel))
+    horizon = int(splits.get("horizon", 0)) or int(splits["purge"])
+    res = combine(model, values, aset.formulas, labels_tensor(panel, labels),
+                  split_ranges(splits), horizon, params.get(model, {}), min_stocks=min_stocks)
+    model_desc = {"method": aset.method, "model": model, "params": res.params,
+                  "selected": res.selected, **res.model}
+    metrics = {"model": model, "num_factors": len(res.selected) or len(aset), **res.metrics}
+    trials = res.study if res.study is not None else pd.DataFrame()
+    return signal_frame(panel, res.signal), model_desc, metrics, trials

@@ -1,0 +1,80 @@
+"""Thin adapters from the ``ingestion`` parameters to ``alphaminer.data``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from alphaminer.data import (
+    CleanConfig,
+    CleanResult,
+    RawData,
+    SourceConfig,
+    SplitConfig,
+    clean,
+    data_report,
+    label_lookahead,
+    load_source,
+    make_labels,
+    make_splits,
+)
+from alphaminer.evaluation.alphaset import AlphaSet, split_summary
+from alphaminer.expr import Evaluator
+from alphaminer.panel import Panel
+from alphaminer.pipelines._common import LABEL_COL, labels_tensor, split_ranges
+
+log = logging.getLogger(__name__)
+
+
+def load_raw(source: dict[str, Any]) -> RawData:
+    return load_source(SourceConfig.from_dict(source))
+
+
+def clean_raw(raw: RawData, params: dict[str, Any]) -> CleanResult:
+    return clean(raw, CleanConfig.from_dict(params))
+
+
+def build_panel(result: CleanResult) -> tuple[Panel, pd.DataFrame]:
+    panel = result.to_panel()
+    if panel.meta.get("vwap_fallback"):
+        log.warning("vwap was missing for some rows: used (high+low+close)/3 (flagged in meta)")
+    return panel, result.rejected_rows
+
+
+def build_labels(panel: Panel, labels: dict[str, Any]) -> pd.DataFrame:
+    return panel.frame(make_labels(panel, int(labels["horizon"]), labels.get("kind", "close")),
+                       name=LABEL_COL)
+
+
+def build_splits(panel: Panel, splits: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
+    cfg = dict(splits)
+    cfg.setdefault("horizon", label_lookahead(int(labels["horizon"]), labels.get("kind", "close")))
+    return make_splits(panel.dates, SplitConfig.from_dict(cfg)).to_dict()
+
+
+def build_data_report(result: CleanResult, panel: Panel, labels: pd.DataFrame,
+                      splits: dict[str, Any]) -> dict[str, Any]:
+    from alphaminer.data import Splits
+
+    return data_report(result, labels=labels_tensor(panel, labels),
+                       splits=Splits.from_dict(splits), panel=panel)
+
+
+def planted_ground_truth(raw: RawData, panel: Panel, labels: pd.DataFrame,
+                         splits: dict[str, Any], min_stocks: int) -> tuple[pd.DataFrame, dict]:
+    """The simulator's planted alphas with their oracle IC on each split (empty otherwise)."""
+    planted = raw.extras.get("planted_alphas")
+    if planted is None or len(planted) == 0:
+        return pd.DataFrame(columns=["name", "formula", "strength"]), \
+            AlphaSet("oracle", []).to_dict()
+    planted = pd.DataFrame(planted).reset_index(drop=True)
+    names = [str(n) for n in planted["name"]]
+    oracle = AlphaSet("oracle", list(planted["formula"]), names,
+                      meta={"source": "simulator planted alphas (ground truth)"})
+    values = oracle.values(panel, Evaluator(panel))
+    table = split_summary(values, labels_tensor(panel, labels), split_ranges(splits), names,
+                          min_stocks)
+    out = planted.merge(table.add_prefix("oracle_"), left_on="name", right_index=True)
+    return out, oracle.with_metrics(table).to_dict()

@@ -1,0 +1,360 @@
+"""The self-contained HTML research report.
+
+One file: figures are embedded as base64 PNG data URIs, CSS is inline, there is no JavaScript and
+no external resource of any kind, so the report opens the same offline, from an e-mail or from a
+versioned catalog folder. Every string that comes from data (method names, formulas, notes,
+manifest values) goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaminer.reporting.figures import (
+    FIGURE_KEYS,
+    FigureConfig,
+    figure_to_base64_png,
+    method_figures,
+)
+from alphaminer.reporting.results import ALPHA_COLUMNS, MethodResults
+from alphaminer.reporting.tables import MISSING, comparison_table
+
+#: Comparison columns where a smaller value is not "better" or there is no better (not bolded).
+_NO_BEST = {"Turnover", "Num Factors", "Seeds"}
+
+_FIGURE_CAPTIONS = {
+    "cumret_vs_benchmark": "Cumulative return of the strategy (compounded) vs the benchmark; "
+                           "the dashed line is the cumulative sum of daily excess returns.",
+    "drawdown": "Drawdown of the compounded equity curve (and of the benchmark).",
+    "ic_series": "Daily IC of the signal with its rolling mean (and the RankIC rolling mean).",
+    "quintiles": "Left: annualised mean forward return of each signal group "
+                 "(highest group = highest signal). Right: cumulative long–short return.",
+    "turnover": "Daily portfolio turnover with its rolling mean.",
+}
+
+_CSS = """
+:root { --fg:#1d2125; --muted:#5c6670; --line:#d8dde3; --accent:#1f4e9c; --bg:#ffffff; }
+* { box-sizing: border-box; }
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--fg); background: var(--bg); margin: 0 auto; padding: 24px 32px 48px;
+       max-width: 1180px; line-height: 1.45; font-size: 14px; }
+h1 { font-size: 26px; margin: 0 0 8px; }
+h2 { font-size: 20px; margin: 36px 0 10px; padding-bottom: 4px;
+     border-bottom: 2px solid var(--accent); }
+h3 { font-size: 16px; margin: 22px 0 8px; color: var(--accent); }
+header { border-bottom: 1px solid var(--line); padding-bottom: 12px; }
+nav { margin: 14px 0; font-size: 13px; }
+nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
+table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; vertical-align: top; }
+th { background: #f1f4f8; text-align: left; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.best { font-weight: 700; background: #eef6ee; }
+table.kv th { width: 180px; }
+code { font-family: "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace;
+       font-size: 12px; background: #f5f6f8; padding: 1px 3px; border-radius: 3px;
+       word-break: break-all; }
+.wide { overflow-x: auto; }
+figure { margin: 10px 0 18px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
+.muted { color: var(--muted); }
+.sd { color: var(--muted); font-size: 11px; }
+ul.notes { margin: 4px 0 10px; padding-left: 20px; }
+details pre { background: #f5f6f8; padding: 10px; overflow-x: auto; font-size: 12px; }
+footer { margin-top: 40px; border-top: 1px solid var(--line); padding-top: 10px; font-size: 13px; }
+footer dt { font-weight: 600; margin-top: 6px; }
+footer dd { margin-left: 18px; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Display limits of the report.
+
+    Attributes:
+        figures: figure settings (rolling window, annualisation, horizon, dpi).
+        max_alpha_rows: alphas shown per method (the rest are counted, not shown).
+        max_table_rows: rows shown of any other table (attribution, planted, data report).
+    """
+
+    figures: FigureConfig = field(default_factory=FigureConfig)
+    max_alpha_rows: int = 50
+    max_table_rows: int = 200
+
+
+def esc(x: Any) -> str:
+    """HTML-escaped ``str(x)`` (quotes included, safe inside attributes)."""
+    return html.escape(str(x), quote=True)
+
+
+def _slug(name: str, i: int) -> str:
+    s = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    return f"m{i}-{s}" if s else f"m{i}"
+
+
+def _fmt_cell(v: Any) -> tuple[str, bool]:
+    """``(escaped text, is_number)`` of one table cell."""
+    if v is None:
+        return MISSING, False
+    if isinstance(v, bool | np.bool_):
+        return esc(v), False
+    if isinstance(v, int | np.integer):
+        return esc(int(v)), True
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        if not np.isfinite(f):
+            return MISSING, True
+        if f != 0 and (abs(f) >= 1e5 or abs(f) < 1e-3):
+            return esc(f"{f:.3e}"), True
+        return esc(f"{f:.4f}" if abs(f) < 100 else f"{f:,.1f}"), True
+    if isinstance(v, pd.Timestamp):
+        return esc(v.date() if v == v.normalize() else v), False
+    try:
+        if pd.isna(v):
+            return MISSING, False
+    except (TypeError, ValueError):
+        pass
+    return esc(v), False
+
+
+def frame_table(df: pd.DataFrame, code_columns: Sequence[str] = (), max_rows: int = 200,
+                index: bool = False) -> str:
+    """An escaped HTML table of ``df`` (``code_columns`` rendered as ``<code>``)."""
+    if df is None or len(df.columns) == 0:
+        return '<p class="muted">(empty)</p>'
+    shown = df.iloc[:max_rows]
+    head = "".join(f"<th>{esc(c)}</th>" for c in ([df.index.name or ""] if index else [])
+                   + list(df.columns))
+    body = []
+    for idx, row in zip(shown.index, shown.itertuples(index=False, name=None)):
+        cells = [f"<th>{esc(idx)}</th>"] if index else []
+        for col, v in zip(df.columns, row):
+            text, is_num = _fmt_cell(v)
+            if col in code_columns and text != MISSING:
+                cells.append(f"<td><code>{text}</code></td>")
+            else:
+                cells.append(f'<td class="num">{text}</td>' if is_num else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f'<p class="muted">{len(df) - max_rows} more row(s) not shown.</p>'
+            if len(df) > max_rows else "")
+    if not body:
+        body.append(f'<tr><td colspan="{len(df.columns) + int(index)}" class="muted">'
+                    "(no rows)</td></tr>")
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            f"</tbody></table></div>{more}")
+
+
+def _comparison_html(methods: Sequence[MethodResults]) -> str:
+    text = comparison_table(methods)
+    num = comparison_table(methods, numeric=True)
+    best: dict[str, float] = {}
+    for c in text.columns:
+        if c in _NO_BEST or c not in num.columns or len(methods) < 2:
+            continue
+        vals = pd.to_numeric(num[c], errors="coerce")
+        if vals.notna().sum() >= 2:
+            best[c] = float(vals.max())
+    head = "<th>method</th>" + "".join(f"<th>{esc(c)}</th>" for c in text.columns)
+    rows = []
+    for i, m in enumerate(methods):
+        cells = [f'<th><a href="#{_slug(m.name, i)}">{esc(m.name)}</a></th>']
+        for c in text.columns:
+            is_best = c in best and float(num.iloc[i][c]) == best[c]
+            cls = "num best" if is_best else "num"
+            mean, _, std = str(text.iloc[i][c]).partition(" ± ")
+            std_html = f'<br><span class="sd">± {esc(std)}</span>' if std else ""
+            cells.append(f'<td class="{cls}">{esc(mean)}{std_html}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="wide"><table class="comparison"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>'
+            '<p class="muted">Bold: best value in the column. "mean ± std" = mean and sample '
+            "standard deviation (ddof = 1) across seeds. Sharpe / CAGR / MDD: standard "
+            "(geometric, 252 days); (qlib): arithmetic, 238 days — see Definitions.</p>")
+
+
+def _alpha_table(alphas: pd.DataFrame | None, max_rows: int) -> str:
+    if alphas is None or len(alphas) == 0:
+        return '<p class="muted">No alpha set (this method produces its signal directly).</p>'
+    cols = [c for c in ALPHA_COLUMNS if c in alphas.columns]
+    if not cols:
+        cols = list(alphas.columns)
+    return (f"<p>{len(alphas)} alpha(s).</p>"
+            + frame_table(alphas[cols], code_columns=("formula",), max_rows=max_rows))
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            rows.extend(_flatten(v, key + "."))
+        elif isinstance(v, list | tuple):
+            shown = ", ".join(str(x) for x in v[:12])
+            rows.append((key, f"[{shown}{', …' if len(v) > 12 else ''}] ({len(v)} items)"
+                         if len(v) > 12 else f"[{shown}]"))
+        elif isinstance(v, pd.DataFrame):
+            rows.append((key, f"table {v.shape[0]}×{v.shape[1]}"))
+        else:
+            rows.append((key, v))
+    return rows
+
+
+def _kv_table(rows: Sequence[tuple[str, Any]], max_rows: int = 10_000) -> str:
+    body = []
+    for k, v in rows[:max_rows]:
+        text, is_num = _fmt_cell(v)
+        cls = ' class="num"' if is_num else ""
+        body.append(f"<tr><th>{esc(k)}</th><td{cls}>{text}</td></tr>")
+    more = (f'<p class="muted">{len(rows) - max_rows} more entries not shown.</p>'
+            if len(rows) > max_rows else "")
+    return f'<table class="kv"><tbody>{"".join(body)}</tbody></table>{more}'
+
+
+def _manifest_html(manifest: Mapping[str, Any]) -> str:
+    rows: list[tuple[str, Any]] = []
+    for key in ("created_utc", "git_commit", "git_dirty", "params_sha256", "data_fingerprint",
+                "python", "platform"):
+        if key in manifest:
+            rows.append((key, manifest[key]))
+    pk = manifest.get("packages")
+    if isinstance(pk, Mapping):
+        rows.append(("packages", " · ".join(f"{k} {v}" for k, v in pk.items() if v)))
+    extra = manifest.get("extra")
+    if isinstance(extra, Mapping):
+        rows.extend(_flatten(extra, "extra."))
+    known = {"created_utc", "git_commit", "git_dirty", "params_sha256", "data_fingerprint",
+             "python", "platform", "packages", "extra", "params", "manifest_version",
+             "python_implementation"}
+    rows.extend((k, v) for k, v in manifest.items() if k not in known and not isinstance(
+        v, Mapping))
+    full = json.dumps(manifest, indent=2, sort_keys=True, default=str)
+    return (_kv_table(rows) + "<details><summary>Full run manifest (JSON)</summary>"
+            f"<pre>{esc(full)}</pre></details>")
+
+
+_DEFINITIONS = """
+<dl>
+<dt>IC / RankIC</dt><dd>Per day, the Pearson correlation across stocks between the signal and the
+forward return (RankIC: of their cross-sectional ranks); the reported value is the mean over days.
+ICIR / RankICIR = mean / standard deviation of the daily series.</dd>
+<dt>Standard convention (geometric, 252 days a year)</dt><dd>Wealth <code>W_t = Π(1 + r_s)</code>
+starting at 1 before the first day; CAGR = <code>W_n^(252/n) − 1</code>; Sharpe =
+<code>mean(r) / std(r) · √252</code> (sample std, zero risk-free rate); MDD =
+<code>min_t W_t / max_{s≤t} W_s − 1</code>.</dd>
+<dt>qlib-parity convention (arithmetic, 238 days a year)</dt><dd>As
+<code>qlib.contrib.evaluate.risk_analysis(mode="sum")</code>: annualised return =
+<code>mean(r) · 238</code>; information ratio = <code>mean(r) / std(r) · √238</code>; MDD =
+<code>min(cumsum(r) − cummax(cumsum(r)))</code>. "Excess" columns apply it to the return over
+the benchmark.</dd>
+<dt>Turnover, hit rate</dt><dd>Turnover: (value bought + value sold) / 2 / the previous day's
+equity, averaged over days. Hit rate: fraction of days on which the strategy return beats the
+benchmark (the equal-weight universe).</dd>
+<dt>Quantiles</dt><dd>Each day stocks are split into equal groups by signal (highest group =
+highest signal); bars show the annualised mean forward return of each group, the curve the
+cumulative long–short (top minus bottom) return.</dd>
+</dl>
+<p>Full definitions and the backtest rules (top-k/drop-n, next-day execution, costs, untradable
+names): <code>docs/backtest.md</code>; factor metrics: <code>docs/metrics.md</code>; this report:
+<code>docs/report.md</code> (all in the AlphaMiner repository).</p>
+"""
+
+
+def _method_section(m: MethodResults, i: int, cfg: ReportConfig) -> str:
+    parts = [f'<section id="{_slug(m.name, i)}"><h2>Method: {esc(m.name)}</h2>']
+    if m.notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in m.notes)
+                     + "</ul>")
+    if m.seed_metrics:
+        parts.append(f'<p class="muted">{len(m.seed_metrics)} seeds; figures show the '
+                     "representative run.</p>")
+    parts.append("<h3>Alphas</h3>" + _alpha_table(m.alphas, cfg.max_alpha_rows))
+    figs = method_figures(m, cfg.figures)
+    parts.append("<h3>Backtest and signal quality</h3>")
+    for key in FIGURE_KEYS:
+        b64 = figure_to_base64_png(figs.pop(key))
+        parts.append(
+            f'<figure><img alt="{esc(m.name)}: {esc(key)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{esc(_FIGURE_CAPTIONS[key])}</figcaption></figure>")
+    for fig in figs.values():  # figures added later than FIGURE_KEYS are still released
+        figure_to_base64_png(fig)
+    if m.attribution is not None:
+        parts.append("<h3>Attribution</h3>" + frame_table(
+            m.attribution, code_columns=("feature", "formula"), max_rows=cfg.max_table_rows))
+    if m.metrics:
+        parts.append("<details><summary>All metrics</summary>"
+                     + _kv_table(sorted(m.metrics.items())) + "</details>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def build_report(
+    methods: Sequence[MethodResults],
+    manifest: Mapping[str, Any],
+    title: str = "AlphaMiner research report",
+    data_report: Mapping[str, Any] | None = None,
+    planted: pd.DataFrame | None = None,
+    *,
+    config: ReportConfig | None = None,
+) -> str:
+    """The whole research report as one self-contained HTML string.
+
+    Args:
+        methods: the methods to show, in order (names unique).
+        manifest: the run manifest (:func:`~alphaminer.reporting.manifest.build_manifest`).
+        title: page title and heading.
+        data_report: the data layer's JSON report (nested dicts are flattened to key paths).
+        planted: the simulator's planted ground-truth alphas (any columns; ``formula`` as code).
+        config: display limits and figure settings.
+    """
+    cfg = config or ReportConfig()
+    methods = list(methods)
+    if not methods:
+        raise ValueError("build_report needs at least one MethodResults")
+    if not all(isinstance(m, MethodResults) for m in methods):
+        raise TypeError("build_report: every entry of methods must be a MethodResults")
+    if not isinstance(manifest, Mapping):
+        raise TypeError(f"manifest must be a mapping, got {type(manifest).__name__}")
+    nav = ['<a href="#comparison">Comparison</a>']
+    nav += [f'<a href="#{_slug(m.name, i)}">{esc(m.name)}</a>' for i, m in enumerate(methods)]
+    if data_report is not None:
+        nav.append('<a href="#data">Data</a>')
+    if planted is not None:
+        nav.append('<a href="#planted">Planted alphas</a>')
+    nav.append('<a href="#definitions">Definitions</a>')
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>{esc(title)}</h1>{_manifest_html(manifest)}</header>",
+        f"<nav>{''.join(nav)}</nav>",
+        '<section id="comparison"><h2>Comparison across methods</h2>',
+        _comparison_html(methods),
+        "</section>",
+    ]
+    out.extend(_method_section(m, i, cfg) for i, m in enumerate(methods))
+    if data_report is not None:
+        if not isinstance(data_report, Mapping):
+            raise TypeError(f"data_report must be a mapping, got {type(data_report).__name__}")
+        out.append('<section id="data"><h2>Data report</h2>'
+                   + _kv_table(_flatten(data_report), cfg.max_table_rows) + "</section>")
+    if planted is not None:
+        if not isinstance(planted, pd.DataFrame):
+            raise TypeError(f"planted must be a DataFrame, got {type(planted).__name__}")
+        out.append('<section id="planted"><h2>Planted ground-truth alphas</h2>'
+                   '<p class="muted">Formulas the simulator planted into the returns; compare '
+                   "the miners' alphas and ICs with them (and with the oracle method).</p>"
+                   + frame_table(planted, code_columns=("formula", "expr"),
+                                 max_rows=cfg.max_table_rows) + "</section>")
+    out.append(f'<footer id="definitions"><h2>Definitions</h2>{_DEFINITIONS}</footer>')
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,217 @@
+"""Metrics against independent references (scipy / pandas loops, hand computation)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as ss
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphaminer.evaluation import (
+    correlation_matrix,
+    daily_ic,
+    daily_rank_ic,
+    ic_summary,
+    ic_summary_table,
+    max_correlation,
+    mutual_correlation,
+    rank_autocorrelation,
+    turnover,
+)
+
+
+def _data(K=3, T=25, S=40, seed=0, ties=True, nan=0.1):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(T, S))
+    f = 0.4 * y + rng.normal(size=(K, T, S)) * 1.5 + 50.0
+    if ties:
+        f = np.round(f, 0)
+        y = np.round(y * 3, 0)
+    f[rng.random(f.shape) < nan] = np.nan
+    y[rng.random(y.shape) < nan] = np.nan
+    return f.astype(np.float32), y.astype(np.float32)
+
+
+def _ref_daily(f, y, fn, min_stocks):
+    out = np.full(f.shape[0], np.nan)
+    for t in range(f.shape[0]):
+        m = np.isfinite(f[t]) & np.isfinite(y[t])
+        a, b = f[t, m].astype(float), y[t, m].astype(float)
+        if m.sum() < min_stocks or np.ptp(a) == 0 or np.ptp(b) == 0:
+            continue
+        out[t] = fn(a, b)[0]
+    return out
+
+
+def test_daily_ic_matches_scipy_pearson_with_nans_and_ties():
+    f, y = _data()
+    f[0, 3, :5] = np.inf  # inf counts as missing
+    got = daily_ic(torch.tensor(f), torch.tensor(y), min_stocks=5).numpy()
+    assert got.shape == (3, 25)
+    for k in range(3):
+        ref = _ref_daily(np.where(np.isinf(f[k]), np.nan, f[k]), y, ss.pearsonr, 5)
+        np.testing.assert_allclose(got[k], ref, atol=1e-6, equal_nan=True)
+    # 2-D input gives [T]
+    one = daily_ic(torch.tensor(f[1]), torch.tensor(y), min_stocks=5).numpy()
+    np.testing.assert_allclose(one, got[1], atol=1e-12, equal_nan=True)
+
+
+def test_daily_rank_ic_matches_scipy_spearman_on_pair_valid_stocks():
+    f, y = _data(seed=1)
+    got = daily_rank_ic(torch.tensor(f), torch.tensor(y), min_stocks=5).numpy()
+    for k in range(3):
+        ref = _ref_daily(f[k], y, ss.spearmanr, 5)
+        assert np.isfinite(ref).sum() > 20
+        np.testing.assert_allclose(got[k], ref, atol=1e-6, equal_nan=True)
+
+
+def test_float64_inputs_and_chunking_agree():
+    f, y = _data(K=5, seed=2)
+    a = daily_ic(torch.tensor(f, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))
+    b = daily_ic(torch.tensor(f), torch.tensor(y), chunk_elems=1)  # one factor per block
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, equal_nan=True)
+    r1 = daily_rank_ic(torch.tensor(f), torch.tensor(y), chunk_elems=1)
+    r2 = daily_rank_ic(torch.tensor(f), torch.tensor(y))
+    np.testing.assert_allclose(r1.numpy(), r2.numpy(), atol=1e-12, equal_nan=True)
+
+
+def test_min_stocks_rule_and_constant_days():
+    T, S = 3, 12
+    rng = np.random.default_rng(3)
+    f = rng.normal(size=(T, S)).astype(np.float32)
+    y = rng.normal(size=(T, S)).astype(np.float32)
+    f[0, 9:] = np.nan  # day 0: 9 pairs
+    y[1, 10:] = np.nan  # day 1: 10 pairs
+    f[2] = 7.25  # day 2: constant factor
+    for fn in (daily_ic, daily_rank_ic):
+        got = fn(torch.tensor(f), torch.tensor(y), min_stocks=10).numpy()
+        assert math.isnan(got[0]) and math.isfinite(got[1]) and math.isnan(got[2])
+        got9 = fn(torch.tensor(f), torch.tensor(y), min_stocks=9).numpy()
+        assert math.isfinite(got9[0])
+
+
+def test_hand_computed_ic_and_icir():
+    # 3 days x 4 stocks. Day 0: identical -> 1; day 1: reversed -> -1;
+    # day 2: f = 1,3,2,4 vs y = 1,2,3,4 -> deviations (-1.5,.5,-.5,1.5)·(-1.5,-.5,.5,1.5) = 4,
+    # variances 5 and 5 -> 0.8.
+    y = torch.tensor([[1.0, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4]])
+    f = torch.tensor([[10.0, 20, 30, 40], [4, 3, 2, 1], [1, 3, 2, 4]])
+    got = daily_ic(f, y, min_stocks=4).numpy()
+    np.testing.assert_allclose(got, [1.0, -1.0, 0.8], atol=1e-7)
+    s = ic_summary(f, y, min_stocks=4)
+    mean = (1 - 1 + 0.8) / 3
+    std = math.sqrt(((1 - mean) ** 2 + (-1 - mean) ** 2 + (0.8 - mean) ** 2) / 2)
+    assert s.ic == pytest.approx(mean, abs=1e-7)
+    assert s.ic_std == pytest.approx(std, abs=1e-7)
+    assert s.icir == pytest.approx(mean / std, abs=1e-6)
+    assert s.rank_ic == pytest.approx(mean, abs=1e-7)  # ranks equal the values here
+    assert s.n_days == 3
+    assert set(s.to_dict()) == {"ic", "ic_std", "icir", "rank_ic", "rank_ic_std", "rank_icir",
+                                "n_days"}
+    # one missing stock on day 2 -> fewer than min_stocks -> that day is dropped
+    f2 = f.clone()
+    f2[2, 0] = float("nan")
+    assert ic_summary(f2, y, min_stocks=4).n_days == 2
+
+
+def test_ic_summary_table_matches_pandas():
+    f, y = _data(K=4, seed=4, ties=False)
+    df = ic_summary_table(torch.tensor(f), torch.tensor(y), names=list("abcd"), min_stocks=5)
+    assert list(df.index) == list("abcd")
+    yd = pd.DataFrame(y)
+    for k, name in enumerate("abcd"):
+        fd = pd.DataFrame(f[k])
+        m = fd.notna() & yd.notna()
+        ic = fd.where(m).T.corrwith(yd.where(m).T)
+        ric = fd.where(m).rank(axis=1).T.corrwith(yd.where(m).rank(axis=1).T)
+        ic[m.sum(axis=1) < 5] = np.nan
+        ric[m.sum(axis=1) < 5] = np.nan
+        assert df.loc[name, "ic"] == pytest.approx(ic.mean(), abs=1e-6)
+        assert df.loc[name, "ic_std"] == pytest.approx(ic.std(), abs=1e-6)
+        assert df.loc[name, "icir"] == pytest.approx(ic.mean() / ic.std(), abs=1e-5)
+        assert df.loc[name, "rank_ic"] == pytest.approx(ric.mean(), abs=1e-6)
+        assert df.loc[name, "rank_icir"] == pytest.approx(ric.mean() / ric.std(), abs=1e-5)
+        single = ic_summary(torch.tensor(f[k]), torch.tensor(y), min_stocks=5)
+        assert single.ic == pytest.approx(df.loc[name, "ic"], abs=1e-12)
+
+
+def test_mutual_and_max_correlation():
+    f, _ = _data(K=3, seed=5, ties=False)
+    ft = torch.tensor(f)
+    for i in range(3):
+        for j in range(3):
+            ref = np.nanmean(_ref_daily(f[i], f[j], ss.pearsonr, 10))
+            assert mutual_correlation(ft[i], ft[j]) == pytest.approx(ref, abs=1e-6)
+    cm = correlation_matrix(ft).numpy()
+    np.testing.assert_allclose(cm, cm.T)
+    np.testing.assert_allclose(np.diag(cm), 1.0)
+    assert cm[0, 2] == pytest.approx(mutual_correlation(ft[0], ft[2]), abs=1e-12)
+    batched = mutual_correlation(ft, ft[0])
+    assert batched.shape == (3,) and float(batched[1]) == pytest.approx(cm[1, 0], abs=1e-12)
+    # max |corr|: a negated copy of z in the pool gives 1
+    z = ft[0]
+    assert max_correlation(z, []) == 0.0
+    assert max_correlation(z, torch.stack([ft[1], -z])) == pytest.approx(1.0, abs=1e-6)
+    assert max_correlation(z, [ft[1], ft[2]]) == pytest.approx(
+        max(abs(cm[0, 1]), abs(cm[0, 2])), abs=1e-12)
+
+
+def test_turnover_matches_pandas_spearman_loop():
+    rng = np.random.default_rng(6)
+    T, S = 30, 50
+    base = rng.normal(size=S)
+    f = (base + 0.5 * rng.normal(size=(T, S)).cumsum(axis=0)).astype(np.float32)
+    f[rng.random(f.shape) < 0.1] = np.nan
+    ac = rank_autocorrelation(torch.tensor(f)).numpy()
+    ref = np.full(T, np.nan)
+    for t in range(1, T):
+        ref[t] = pd.Series(f[t]).corr(pd.Series(f[t - 1]), method="spearman")
+    np.testing.assert_allclose(ac, ref, atol=1e-6, equal_nan=True)
+    assert turnover(torch.tensor(f)) == pytest.approx(1 - np.nanmean(ref), abs=1e-6)
+    # a static ordering never turns over; batched input gives one value per factor
+    static = torch.tensor(np.tile(base, (T, 1)) * np.linspace(1, 2, T)[:, None])
+    tb = turnover(torch.stack([static, torch.tensor(f, dtype=torch.float64)]))
+    assert float(tb[0]) == pytest.approx(0.0, abs=1e-9)
+    assert float(tb[1]) == pytest.approx(1 - np.nanmean(ref), abs=1e-6)
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="target"):
+        daily_ic(torch.zeros(5, 4), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="factors"):
+        daily_ic(torch.zeros(2, 2, 5, 4), torch.zeros(5, 4))
+    with pytest.raises(ValueError, match="min_stocks"):
+        daily_rank_ic(torch.zeros(5, 4), torch.zeros(5, 4), min_stocks=1)
+    with pytest.raises(ValueError, match="ic_summary_table"):
+        ic_summary(torch.zeros(2, 5, 4), torch.zeros(5, 4))
+
+
+@settings(max_examples=25, deadline=None)
+@given(t=st.integers(0, 7), t_other=st.integers(0, 7), seed=st.integers(0, 10_000))
+def test_no_look_ahead_daily_metrics(t, t_other, seed):
+    """Changing any day t' != t (factor or target) leaves the metric at day t unchanged."""
+    if t == t_other:
+        t_other = (t + 1) % 8
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=(2, 8, 15)).astype(np.float32)
+    y = rng.normal(size=(8, 15)).astype(np.float32)
+    f2, y2 = f.copy(), y.copy()
+    f2[:, t_other] = rng.normal(size=(2, 15)) * 100
+    f2[0, t_other, :3] = np.nan
+    y2[t_other] = rng.permutation(y2[t_other])
+    for fn in (daily_ic, daily_rank_ic):
+        a = fn(torch.tensor(f), torch.tensor(y), min_stocks=5)[:, t]
+        b = fn(torch.tensor(f2), torch.tensor(y2), min_stocks=5)[:, t]
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # rank autocorrelation at day <= t only reads days <= t
+    g = f[0].copy()
+    g2 = g.copy()
+    g2[t + 1:] = rng.normal(size=g2[t + 1:].shape)
+    a = rank_autocorrelation(torch.tensor(g), min_stocks=5)[: t + 1]
+    b = rank_autocorrelation(torch.tensor(g2), min_stocks=5)[: t + 1]
+    np.testing.assert_array_equal(a.numpy(), b.numpy())

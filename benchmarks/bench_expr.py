@@ -8,10 +8,11 @@ Compares, on a random ``T × S`` float32 panel with window ``w`` and 2 threads:
 - **pandas**: ``groupby(instrument).rolling(w)`` on a long frame for a subset of stocks,
   scaled linearly to ``S`` (pandas' cost is linear in the number of groups).
 
-Peak extra memory per operator: the process's peak RSS (``VmHWM``) is reset through
-``/proc/self/clear_refs`` right before the call, and ``VmHWM - VmRSS(before)`` is divided by the
-bytes of one ``[T, S]`` float32 input. torch's CPU allocator returns large blocks to the OS
-(glibc mmap), so this is the high-water mark of live memory during the call, output included.
+Peak extra memory per operator: each operator runs once in a fresh subprocess that first builds
+its inputs; the peak RSS (``VmHWM``) is reset through ``/proc/self/clear_refs`` right before the
+call and ``VmHWM - VmRSS(before)`` is divided by the bytes of the ``[T, S]`` float32 input(s).
+A fresh process has no freed heap to reuse, so this is the high-water mark of the memory the
+call needed, its output included.
 
 Usage: ``python benchmarks/bench_expr.py`` (full, ~minutes) or ``--quick`` (smoke run).
 """
@@ -19,9 +20,13 @@ Usage: ``python benchmarks/bench_expr.py`` (full, ~minutes) or ``--quick`` (smok
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
+import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -215,6 +220,22 @@ def peak_extra_bytes(fn) -> float:  # noqa: ANN001
     return (peak - before) * 1024.0
 
 
+def op_callable(op: str, x: torch.Tensor, y: torch.Tensor, w: int):  # noqa: ANN201
+    if op in PAIR_OPS:
+        return lambda: getattr(kernels, f"ts_{op.lower()}")(x, y, w)
+    if op in CS_OPS:
+        return lambda: (kernels.cs_rank if op == "CSRank" else kernels.cs_zscore)(x)
+    name = {"TsRank": "rank", "TsZScore": "zscore", "TsReturn": "return"}.get(op, op.lower())
+    return lambda: getattr(kernels, f"ts_{name}")(x, w)
+
+
+def memory_in_subprocess(op: str, T: int, S: int, w: int, threads: int) -> float:
+    cmd = [sys.executable, __file__, "--mem-op", op, "--T", str(T), "--S", str(S),
+           "--window", str(w), "--threads", str(threads)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1])
+
+
 def timeit(fn, repeats: int) -> float:  # noqa: ANN001
     fn()  # warm-up
     ts = []
@@ -255,7 +276,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pandas-stocks", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mem-op", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.mem_op:  # child process of memory_in_subprocess
+        torch.set_num_threads(args.threads)
+        p = make_panel(args.T, args.S)
+        x, y = p.feature("close").contiguous(), p.feature("volume").contiguous()
+        del p
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back: measure from a clean RSS
+        n_in = 2 if args.mem_op in PAIR_OPS else 1
+        extra = peak_extra_bytes(op_callable(args.mem_op, x, y, args.window))
+        print(extra / (n_in * x.numel() * x.element_size()))
+        return
     if args.quick:
         args.T, args.S, args.repeats, args.pandas_stocks = 300, 100, 2, 20
     torch.set_num_threads(args.threads)
@@ -263,41 +296,27 @@ def main() -> None:
     panel = make_panel(T, S)
     x = panel.feature("close").contiguous()
     y = panel.feature("volume").contiguous()
-    in_bytes = x.numel() * x.element_size()
     xn, yn = x.numpy(), y.numpy()
-    ours_k = {
-        "Mean": kernels.ts_mean, "Sum": kernels.ts_sum, "Max": kernels.ts_max,
-        "Min": kernels.ts_min, "Std": kernels.ts_std, "Var": kernels.ts_var,
-        "Skew": kernels.ts_skew, "Kurt": kernels.ts_kurt, "Med": kernels.ts_med,
-        "Mad": kernels.ts_mad, "WMA": kernels.ts_wma, "EMA": kernels.ts_ema,
-        "TsRank": kernels.ts_rank, "TsZScore": kernels.ts_zscore, "ArgMax": kernels.ts_argmax,
-        "ArgMin": kernels.ts_argmin, "Delta": kernels.ts_delta, "Ref": kernels.ts_ref,
-        "TsReturn": kernels.ts_return,
-    }
     print(f"# bench_expr: T={T} S={S} window={w} threads={args.threads} repeats={R} "
-          f"(median wall seconds)\n")
+          f"(median wall ms); load average before: {os.getloadavg()}\n")
     print("| operator | ours ms | unfold ms | pandas ms | vs unfold | vs pandas "
           "| peak extra / input |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     pandas_ops = {"Mean", "Sum", "Max", "Min", "Std", "Var", "Skew", "Kurt", "Med", "Cov", "Corr"}
     for op in ROLLING_OPS + PAIR_OPS + CS_OPS:
+        ours = op_callable(op, x, y, w)
         if op in PAIR_OPS:
-            ours = lambda op=op: getattr(kernels, f"ts_{op.lower()}")(x, y, w)  # noqa: E731
             ref = lambda op=op: ref_kernel(op, x, w, y)  # noqa: E731
-        elif op in CS_OPS:
-            ours = lambda op=op: (kernels.cs_rank if op == "CSRank" else kernels.cs_zscore)(x)  # noqa: E731
+        elif op in CS_OPS or op in ("Delta", "Ref", "TsReturn"):
             ref = None
         else:
-            ours = lambda op=op: ours_k[op](x, w)  # noqa: E731
-            ref = None if op in ("Delta", "Ref", "TsReturn") else (
-                lambda op=op: ref_kernel(op, x, w))
+            ref = lambda op=op: ref_kernel(op, x, w)  # noqa: E731
         t_ours = timeit(ours, R)
-        mem = peak_extra_bytes(ours) / in_bytes
+        mem = memory_in_subprocess(op, T, S, w, args.threads)
         t_ref = timeit(ref, max(1, R // 2)) if ref is not None else float("nan")
         t_pd = pandas_time(op, xn, yn, w, args.pandas_stocks) if op in pandas_ops else float("nan")
-        n_in = 2 if op in PAIR_OPS else 1
         print(f"| {op} | {t_ours * 1e3:.1f} | {t_ref * 1e3:.1f} | {t_pd * 1e3:.0f} | "
-              f"{t_ref / t_ours:.1f}x | {t_pd / t_ours:.0f}x | {mem / n_in:.2f} |", flush=True)
+              f"{t_ref / t_ours:.1f}x | {t_pd / t_ours:.1f}x | {mem:.2f} |", flush=True)
 
     formulas = [parse(f.format(w=w)) for f in FORMULAS]
     assert len(formulas) == 50
@@ -319,6 +338,7 @@ def main() -> None:
         worst = max(worst, float(((a - b).abs()[ok] / (1 + b.abs()[ok])).max()))
     print(f"\n| 50 formulas | ours {t_ours:.2f} s | unfold {t_ref:.2f} s | "
           f"speed-up {t_ref / t_ours:.1f}x | max rel diff (every 5th) {worst:.1e} |")
+    print(f"\nload average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,12 @@
 
 - :class:`PanelDataset`: a :class:`~alphaminer.panel.Panel` stored as long parquet with its
   metadata in the schema, so flags such as ``vwap_fallback`` survive the catalog round trip.
-- :class:`SafetensorsDataset`: a ``dict[str, Tensor]`` (model weights, image tensors) stored
-  pickle-free, with a JSON sidecar for the non-tensor part (architecture config, axes).
+- :class:`FeatureImagesDataset` / :class:`AlphaNetDataset`: AlphaNet's images and weights through
+  the library's own pickle-free formats (safetensors + JSON).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -58,25 +57,27 @@ class PanelDataset(_LocalVersioned):
         data.save(path)
 
 
-class SafetensorsDataset(_LocalVersioned):
-    """``{"tensors": dict[str, Tensor], "meta": dict}`` <-> ``file.safetensors`` + ``file.json``."""
+class FeatureImagesDataset(_LocalVersioned):
+    """AlphaNet :class:`~alphaminer.neural.alphanet.FeatureImages` (safetensors + JSON sidecar)."""
 
-    def load(self) -> dict[str, Any]:
-        from safetensors.torch import load_file
+    def load(self) -> Any:
+        from alphaminer.neural.alphanet import FeatureImages
 
-        path = self._path(load=True)
-        with self._fs.open(path + ".json") as f:
-            meta = json.load(f)
-        return {"tensors": load_file(path), "meta": meta}
+        return FeatureImages.load(self._path(load=True))
 
-    def save(self, data: dict[str, Any]) -> None:
-        from safetensors.torch import save_file
+    def save(self, data: Any) -> None:
+        data.save(self._path(load=False))
 
-        if set(data) - {"tensors", "meta"} or "tensors" not in data:
-            raise ValueError("SafetensorsDataset expects {'tensors': {...}, 'meta': {...}}")
-        path = self._path(load=False)
-        self._fs.makedirs(str(PurePosixPath(path).parent), exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in data["tensors"].items()}
-        save_file(tensors, path)
-        with self._fs.open(path + ".json", "w") as f:
-            json.dump(data.get("meta", {}), f, indent=1, default=str)
+
+class AlphaNetDataset(_LocalVersioned):
+    """A trained AlphaNet: a folder with ``model.safetensors`` + ``config.json`` (pickle-free)."""
+
+    def load(self) -> Any:
+        from alphaminer.neural.alphanet import load_checkpoint
+
+        return load_checkpoint(self._path(load=True))
+
+    def save(self, data: Any) -> None:
+        from alphaminer.neural.alphanet import save_checkpoint
+
+        save_checkpoint(data, self._path(load=False))

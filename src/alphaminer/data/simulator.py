@@ -119,6 +119,12 @@ class SimulatorConfig:
         days (a delisted member leaves at once).
     Planted alphas:
         planted: ``None`` → :data:`DEFAULT_PLANTED`; ``[]`` → no planted signal.
+        alpha_horizon: ``H``, days over which a planted signal keeps feeding expected returns:
+            the mix computed on day t drives day t+1 at full weight and days t+2 … t+H with
+            weights ``0.5 ** ((j - 1) / alpha_half_life)`` (j = 2 … H), the lagged part made
+            orthogonal to today's formulas so each formula's 1-day IC stays its ``strength``.
+            ``1`` → a one-day effect (the original model, reproduced exactly).
+        alpha_half_life: half-life in days of those lagged weights (> 0).
         progress: show a tqdm bar over days.
     """
 
@@ -165,6 +171,8 @@ class SimulatorConfig:
     universe_rebalance_days: int = 63
     # planted alphas
     planted: list[PlantedAlpha] | None = None
+    alpha_horizon: int = 20
+    alpha_half_life: float = 5.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -173,7 +181,7 @@ class SimulatorConfig:
                 raise ValueError(f"SimulatorConfig: {what}")
 
         for name in ("n_stocks", "n_days", "n_sectors", "listing_horizon_days",
-                     "universe_rebalance_days"):
+                     "universe_rebalance_days", "alpha_horizon"):
             v = getattr(self, name)
             need(isinstance(v, int | np.integer) and v >= 1,
                  f"{name} must be an int >= 1, got {v!r}")
@@ -204,6 +212,8 @@ class SimulatorConfig:
         need(0.0 <= self.garch_alpha <= self.garch_persistence < 1.0,
              f"need 0 <= garch_alpha <= garch_persistence < 1, got "
              f"{self.garch_alpha}, {self.garch_persistence}")
+        need(math.isfinite(float(self.alpha_half_life)) and self.alpha_half_life > 0,
+             f"alpha_half_life must be > 0 (days), got {self.alpha_half_life!r}")
         need(self.tail_df > 2.0, f"tail_df must be > 2 (finite variance), got {self.tail_df}")
         need(abs(self.market_drift) < 0.01, f"market_drift is daily; got {self.market_drift}")
         if self.universe_size is not None:
@@ -230,6 +240,15 @@ class SimulatorConfig:
     @property
     def planted_alphas(self) -> list[PlantedAlpha]:
         return list(DEFAULT_PLANTED) if self.planted is None else list(self.planted)
+
+    @property
+    def alpha_lag_weights(self) -> np.ndarray:
+        """``w_2 … w_H``: weight of the mix computed ``j - 1`` days before yesterday's close.
+
+        ``w_1 = 1`` (the fresh mix) is implicit; empty when ``alpha_horizon == 1``.
+        """
+        j = np.arange(2, self.alpha_horizon + 1, dtype=float)
+        return 0.5 ** ((j - 1.0) / float(self.alpha_half_life))
 
 
 @dataclass
@@ -362,21 +381,26 @@ def _expected_cs_noise_var(U: np.ndarray, st: _Static, *, f2: float, g_var: np.n
 
 
 def _alpha_term(z: np.ndarray, U: np.ndarray, s: np.ndarray, noise_var: float,
-                stats: dict[str, int]) -> np.ndarray:
-    """Next-day expected return ``mu = lam · Z R^-1 s`` on the universe (0 elsewhere).
+                stats: dict[str, int],
+                lagged: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Next-day expected return ``mu = lam · (Z R^-1 s + L⊥)`` on the universe (0 elsewhere).
 
-    ``Z`` are the cross-sectional z-scores (NaN → 0) and ``R = Z'Z/(n-1)``, so
-    ``Cov_cs(z_k, mu) = lam · s_k`` exactly; ``lam² = D / (1 - s'R^-1 s)`` with ``D`` the expected
-    non-alpha cross-sectional variance makes the expected total variance ``lam²`` and hence each
-    formula's expected IC ``s_k`` (docs/simulator.md, "Target IC").
+    ``Z`` are the cross-sectional z-scores (NaN → 0) and ``R = Z'Z/(n-1)``; ``L⊥`` is ``lagged``
+    (the weighted earlier mixes, persistence) with its projection on today's z-scores removed, so
+    ``Cov_cs(z_k, mu) = lam · s_k`` exactly; ``lam² = D / (1 - q - v)`` with ``q = s'R^-1 s``,
+    ``v = Var_cs(L⊥)`` and ``D`` the expected non-alpha cross-sectional variance makes the
+    expected total variance ``lam²`` and hence each formula's expected IC ``s_k``
+    (docs/simulator.md, "Target IC"). Returns ``(mu, b)`` with ``b = Z R^-1 s`` (the unscaled
+    fresh mix, 0 off the universe), which later days receive as part of ``lagged``.
     """
     S = z.shape[1]
     mu = np.zeros(S)
+    b = np.zeros(S)
     n = int(U.sum())
     K = len(s)
     if K == 0 or n < K + 3:
         stats["days_without_alpha"] += 1
-        return mu
+        return mu, b
     x = z[:, U]
     valid = np.isfinite(x)
     cnt = valid.sum(axis=1, keepdims=True)
@@ -387,7 +411,7 @@ def _alpha_term(z: np.ndarray, U: np.ndarray, s: np.ndarray, noise_var: float,
     Z = np.where(ok[:, None], dev / np.where(sd > 0, sd, 1.0), 0.0)  # [K, n], NaN → 0
     if not ok.any():
         stats["days_without_alpha"] += 1
-        return mu
+        return mu, b
     R = Z @ Z.T / (n - 1)
     R[~ok, :] = 0.0
     R[:, ~ok] = 0.0
@@ -399,9 +423,25 @@ def _alpha_term(z: np.ndarray, U: np.ndarray, s: np.ndarray, noise_var: float,
         stats["days_capped"] += 1
         c = c * math.sqrt(_Q_MAX / q) if q > 0 else np.zeros(K)
         q = min(max(q, 0.0), _Q_MAX)
-    lam = math.sqrt(noise_var / (1.0 - q))
-    mu[U] = lam * (c @ Z)
-    return mu
+    fresh = c @ Z
+    b[U] = fresh
+    if lagged is None:  # alpha_horizon == 1: the one-day model, bit for bit
+        lam = math.sqrt(noise_var / (1.0 - q))
+        mu[U] = lam * fresh
+        return mu, b
+    x = lagged[U] - lagged[U].mean()
+    Zo = Z[ok]  # rows have mean zero, so removing them keeps x centred
+    coef = np.linalg.lstsq(Zo @ Zo.T + 1e-9 * np.eye(len(Zo)), Zo @ x, rcond=None)[0]
+    x = x - coef @ Zo
+    v = float(x @ x) / (n - 1)
+    room = _Q_MAX - q
+    if v > room:  # persistence may not push the alpha share of variance past _Q_MAX
+        stats["days_lag_capped"] += 1
+        x = x * math.sqrt(max(room, 0.0) / v)
+        v = max(room, 0.0)
+    lam = math.sqrt(noise_var / (1.0 - q - v))
+    mu[U] = lam * (fresh + x)
+    return mu, b
 
 
 # ============================================================================ main entry point
@@ -472,7 +512,9 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
     out_univ = np.zeros(shape, dtype=bool)
     factors = np.full((K, T, S), np.nan, dtype=np.float32)
     splits: list[tuple[int, int, float]] = []
-    stats = {"days_without_alpha": 0, "days_capped": 0}
+    stats = {"days_without_alpha": 0, "days_capped": 0, "days_lag_capped": 0}
+    lag_w = cfg.alpha_lag_weights                 # w_2 … w_H
+    b_hist = np.zeros((len(lag_w), S))            # b_hist[m] = unscaled mix of day t - 1 - m
 
     win_vals = torch.full((W, S, len(SIM_FEATURES)), float("nan"), dtype=torch.float32)
     win_obs = torch.zeros((W, S), dtype=torch.bool)
@@ -589,9 +631,14 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
                 f2 = cfg.market_drift**2 + m_var
                 noise = _expected_cs_noise_var(U, st, f2=f2, g_var=g_var, idio_var=i_var,
                                                n_sectors=N_SEC)
-                mu = _alpha_term(z, U, strengths, noise, stats)
+                # persistence: the mixes of days t-1 … t-H+1 feed day t+1 with w_2 … w_H
+                lagged = lag_w @ b_hist if len(lag_w) else None
+                mu, b = _alpha_term(z, U, strengths, noise, stats, lagged)
             else:
                 stats["days_without_alpha"] += 1
+                b = np.zeros(S)
+            if len(lag_w):
+                b_hist = np.concatenate([b[None], b_hist[:-1]])
 
     raw = _assemble(out, out_vol, adj=out_adj, susp=out_susp, univ=out_univ, dates=dates,
                     instruments=instruments)

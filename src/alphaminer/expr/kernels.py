@@ -26,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-#: Upper bound on the number of elements of any temporary ``[chunk, ..., w]`` copy.
-CHUNK_ELEMS = 1 << 24
+#: Upper bound on the number of elements of any temporary ``[chunk, ..., w]`` copy (window
+#: kernels additionally keep each chunk at most a quarter of their input's size).
+CHUNK_ELEMS = 1 << 22
 
 _NAN = float("nan")
 
@@ -129,7 +130,8 @@ def cs_rank(x: torch.Tensor, chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
     if not rows.is_floating_point():
         rows = rows.to(torch.float32)
     out_dtype = rows.dtype
-    step = max(1, chunk_elems // S)
+    # a chunk is at most a quarter of the input: temporaries (~12 bytes/element) stay ~3x input
+    step = max(1, min(chunk_elems, max(S, rows.numel() // 4)) // S)
     if rows.shape[0] <= step:
         return _cs_rank_rows(rows).reshape(shape)
     out = torch.empty(rows.shape, dtype=out_dtype, device=x.device)
@@ -163,7 +165,7 @@ def cs_zscore(x: torch.Tensor, chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
         x = x.to(torch.float32)
     S = x.shape[-1]
     rows = x.reshape(-1, S)
-    step = max(1, chunk_elems // max(1, S))
+    step = max(1, min(chunk_elems, max(S, rows.numel() // 4)) // max(1, S))
     if rows.shape[0] <= step:
         return _cs_zscore_rows(rows).reshape(x.shape)
     parts = [_cs_zscore_rows(rows[i:i + step]) for i in range(0, rows.shape[0], step)]
@@ -264,7 +266,8 @@ def _chunked_windows(x: torch.Tensor, d: int, fn, out_dtype: torch.dtype | None 
         return torch.full_like(x, _NAN, dtype=out_dtype or x.dtype)
     u = _windows(x, d)
     per_day = max(1, u[0].numel())
-    step = max(1, CHUNK_ELEMS // per_day)
+    budget = min(CHUNK_ELEMS, max(x.numel() // 4, per_day))
+    step = max(1, budget // per_day)
     parts = [fn(u[i:i + step]) for i in range(0, u.shape[0], step)]
     y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
     return _pad_front(y, T)
@@ -324,8 +327,9 @@ def ts_min(x: torch.Tensor, d: int) -> torch.Tensor:
     return _pad_front(_windows(x, d).amin(-1), x.shape[0])
 
 
-#: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (4 MiB).
-MOMENT_BLOCK_ELEMS = 1 << 19
+#: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (1 MiB): small
+#: enough to stay in cache-friendly sizes and to bound peak memory to a few times the input.
+MOMENT_BLOCK_ELEMS = 1 << 17
 
 
 def _col_blocks(n_cols: int, T: int) -> list[slice]:
@@ -334,37 +338,70 @@ def _col_blocks(n_cols: int, T: int) -> list[slice]:
     return [slice(i, i + width) for i in range(0, n_cols, width)]
 
 
-def _window_power_sums(cols: list[torch.Tensor], d: int,
-                       products: list[tuple[int, ...]]) -> list[torch.Tensor]:
-    """Window sums of products of offset-centred columns, via float64 prefix sums.
+def _window_diff(cs: torch.Tensor, d: int) -> torch.Tensor:
+    """Window sums from prefix sums ``cs`` of a series padded with one leading zero row."""
+    return cs[d:] - cs[:-d]
 
-    ``cols`` are ``[T, N]`` tensors; each entry of ``products`` lists column indices whose
-    product is summed (e.g. ``(0, 0)`` = Σy², ``(0, 1)`` = Σy·z). Each column is shifted by its
-    first finite value (a causal offset) before accumulation so the prefix sums stay small and
-    the window differences do not cancel catastrophically. Non-finite entries contribute 0; the
-    caller masks windows that contained one. Returns ``[T-d+1, N]`` float64 tensors.
+
+class _Block:
+    """Prefix-sum state of one column block of a moment kernel.
+
+    The block is padded with one leading NaN row so that window sums are plain differences
+    ``cs[d:] - cs[:-d]`` (no concatenation). Each column is shifted by its first finite value
+    (a *causal* offset: it never depends on later data) before accumulating in float64, so
+    prefix sums stay small and window differences do not cancel catastrophically. Non-finite
+    entries contribute 0; one int32 prefix sum of ``2**16 * is_nan + changed_since_yesterday``
+    yields both the windows that contain a NaN (:attr:`bad`) and the windows whose values are
+    all identical (:meth:`constant`), exactly.
     """
-    centred = []
-    for c in cols:
-        c64 = c.to(torch.float64)
-        fin = torch.isfinite(c64)
-        first = fin.to(torch.uint8).argmax(dim=0, keepdim=True)
-        offset = torch.gather(torch.where(fin, c64, torch.zeros_like(c64)), 0, first)
-        centred.append(torch.where(fin, c64 - offset, torch.zeros_like(c64)))
-    out = []
-    for prod in products:
-        term = centred[prod[0]]
-        for j in prod[1:]:
-            term = term * centred[j]
-        cs = term.cumsum(0)
-        prev = torch.cat([torch.zeros_like(cs[:1]), cs[:-d]], dim=0)
-        out.append(cs[d - 1:] - prev)
-    return out
+
+    def __init__(self, cols: list[torch.Tensor], d: int) -> None:
+        self.d = d
+        self.centred: list[torch.Tensor] = []
+        self._codes: list[torch.Tensor] = []
+        bad = None
+        for c in cols:
+            fin = torch.isfinite(c)
+            first = fin.to(torch.uint8).argmax(dim=0, keepdim=True)
+            offset = torch.gather(c.detach(), 0, first).to(torch.float64)
+            offset = torch.nan_to_num(offset, nan=0.0, posinf=0.0, neginf=0.0)
+            cpad = torch.nn.functional.pad(c, (0, 0, 1, 0), value=_NAN)
+            self.centred.append(torch.nan_to_num(cpad - offset, nan=0.0, posinf=0.0,
+                                                 neginf=0.0))
+            cd = cpad.detach()
+            code = (~torch.isfinite(cd)).to(torch.int32) * 65536
+            code[1:] += (cd[1:] != cd[:-1]).to(torch.int32)
+            codes = code.cumsum(0)
+            self._codes.append(codes)
+            nb = _window_diff(codes, d) >= 65536
+            bad = nb if bad is None else bad | nb
+        self.bad = bad
+
+    def sums(self, *products: tuple[int, ...]) -> list[torch.Tensor]:
+        """Window sums of products of centred columns, e.g. ``(0, 0)`` = Σy², ``(0, 1)`` = Σyz."""
+        out = []
+        for prod in products:
+            term = self.centred[prod[0]]
+            for j in prod[1:]:
+                term = term * self.centred[j]
+            out.append(_window_diff(term.cumsum(0), self.d))
+        return out
+
+    def today(self, i: int = 0) -> torch.Tensor:
+        return self.centred[i][self.d:]
+
+    def constant(self, i: int) -> torch.Tensor:
+        """Windows with no day-to-day change (only meaningful where not :attr:`bad`)."""
+        codes = self._codes[i]
+        if self.d == 1:
+            return torch.ones_like(codes[1:], dtype=torch.bool)
+        # changes on days t-d+2..t (the first day of the window has nothing to compare to)
+        return (_window_diff(codes, self.d - 1)[1:] & 0xFFFF) == 0
 
 
 def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish
                    ) -> torch.Tensor:
-    """Shared driver: flatten to ``[T, N]``, process column blocks, pad and mask NaN windows."""
+    """Shared driver: flatten to ``[T, N]``, run ``finish(_Block)`` per column block, mask, pad."""
     d = _check_window(d)
     x0 = xs[0]
     T = x0.shape[0]
@@ -373,51 +410,46 @@ def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish
     shape = x0.shape
     flat = [x.reshape(T, -1) for x in xs]
     N = flat[0].shape[1]
-    parts = []
+    out = torch.full((T, N), _NAN, dtype=x0.dtype, device=x0.device)
     for sl in _col_blocks(N, T):
-        cols = [f[:, sl] for f in flat]
-        parts.append(finish(cols, d))
-    y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-    bad = torch.zeros((T - d + 1, N), dtype=torch.bool, device=x0.device)
-    for f in flat:
-        bad = bad | _window_has_nan(f, d)[d - 1:]
-    y = torch.where(bad, torch.full_like(y, _NAN), y)
-    return finite_or_nan(_pad_front(y.to(x0.dtype), T).reshape(shape))
-
-
-def _const_mask(x: torch.Tensor, d: int) -> torch.Tensor:
-    """``[T-d+1, N]`` exact test (max == min) for constant windows.
-
-    Guards the prefix-sum cancellation: constant windows give exactly Std 0 / Corr NaN.
-    """
-    u = _windows(x.detach(), d)
-    return u.amax(-1) == u.amin(-1)
+        blk = _Block([f[:, sl] for f in flat], d)
+        y = finish(blk)
+        out[d - 1:, sl] = torch.where(blk.bad, torch.full_like(y, _NAN), y)
+    return finite_or_nan(out.reshape(shape))
 
 
 def ts_var(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling variance, ddof=1 (exactly 0 on constant windows)."""
 
-    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
-        s1, s2 = _window_power_sums(cols, d, [(0,), (0, 0)])
-        var = ((s2 - s1 * s1 / d) / (d - 1)).clamp_min(0.0)
-        return torch.where(_const_mask(cols[0], d), torch.zeros_like(var), var)
+    def finish(b: _Block) -> torch.Tensor:
+        s1, s2 = b.sums((0,), (0, 0))
+        var = ((s2 - s1 * s1 / b.d) / (b.d - 1)).clamp_min(0.0)
+        return torch.where(b.constant(0), torch.zeros_like(var), var)
 
     return _moment_kernel((x,), d, 2, finish)
 
 
 def ts_std(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling standard deviation, ddof=1."""
-    return torch.sqrt(ts_var(x, d))
+
+    def finish(b: _Block) -> torch.Tensor:
+        s1, s2 = b.sums((0,), (0, 0))
+        var = (s2 - s1 * s1 / b.d) / (b.d - 1)
+        pos = (var > 0) & ~b.constant(0)
+        # sqrt of a safe value so constant windows carry no infinite gradient
+        std = torch.sqrt(torch.where(pos, var, torch.ones_like(var)))
+        return torch.where(pos, std, torch.zeros_like(std))
+
+    return _moment_kernel((x,), d, 2, finish)
 
 
 def ts_cov(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling covariance, ddof=1."""
 
-    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
-        sx, sy, sxy = _window_power_sums(cols, d, [(0,), (1,), (0, 1)])
-        cov = (sxy - sx * sy / d) / (d - 1)
-        const = _const_mask(cols[0], d) | _const_mask(cols[1], d)
-        return torch.where(const, torch.zeros_like(cov), cov)
+    def finish(b: _Block) -> torch.Tensor:
+        sx, sy, sxy = b.sums((0,), (1,), (0, 1))
+        cov = (sxy - sx * sy / b.d) / (b.d - 1)
+        return torch.where(b.constant(0) | b.constant(1), torch.zeros_like(cov), cov)
 
     return _moment_kernel((x, y), d, 2, finish)
 
@@ -425,13 +457,12 @@ def ts_cov(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
 def ts_corr(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling Pearson correlation; NaN where either side is constant over the window."""
 
-    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
-        sx, sy, sxx, syy, sxy = _window_power_sums(
-            cols, d, [(0,), (1,), (0, 0), (1, 1), (0, 1)])
-        vx = sxx - sx * sx / d
-        vy = syy - sy * sy / d
-        cxy = sxy - sx * sy / d
-        ok = (vx > 0) & (vy > 0) & ~(_const_mask(cols[0], d) | _const_mask(cols[1], d))
+    def finish(b: _Block) -> torch.Tensor:
+        sx, sy, sxx, syy, sxy = b.sums((0,), (1,), (0, 0), (1, 1), (0, 1))
+        vx = sxx - sx * sx / b.d
+        vy = syy - sy * sy / b.d
+        cxy = sxy - sx * sy / b.d
+        ok = (vx > 0) & (vy > 0) & ~(b.constant(0) | b.constant(1))
         den = torch.sqrt(torch.where(ok, vx * vy, torch.ones_like(vx)))
         r = (cxy / den).clamp(-1.0, 1.0)
         return torch.where(ok, r, torch.full_like(r, _NAN))
@@ -439,11 +470,9 @@ def ts_corr(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
     return _moment_kernel((x, y), d, 2, finish)
 
 
-def _central_moments(cols: list[torch.Tensor], d: int, order: int
-                     ) -> tuple[torch.Tensor, ...]:
-    prods = [(0,) * k for k in range(1, order + 1)]
-    sums = _window_power_sums(cols, d, prods)
-    n = float(d)
+def _central_moments(b: _Block, order: int) -> tuple[torch.Tensor, ...]:
+    sums = b.sums(*[(0,) * k for k in range(1, order + 1)])
+    n = float(b.d)
     mean = sums[0] / n
     raw = [s / n for s in sums]
     m2 = raw[1] - mean * mean
@@ -457,11 +486,12 @@ def _central_moments(cols: list[torch.Tensor], d: int, order: int
 def ts_skew(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling bias-corrected sample skewness (as pandas ``rolling.skew``); needs d >= 3."""
 
-    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
-        m2, m3 = _central_moments(cols, d, 3)
-        ok = (m2 > 0) & ~_const_mask(cols[0], d)
+    def finish(b: _Block) -> torch.Tensor:
+        m2, m3 = _central_moments(b, 3)
+        ok = (m2 > 0) & ~b.constant(0)
         m2s = torch.where(ok, m2, torch.ones_like(m2))
-        g = math.sqrt(d * (d - 1.0)) / (d - 2.0) * m3 / m2s.pow(1.5)
+        n = float(b.d)
+        g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / m2s.pow(1.5)
         return torch.where(ok, g, torch.full_like(g, _NAN))
 
     return _moment_kernel((x,), d, 3, finish)
@@ -470,11 +500,11 @@ def ts_skew(x: torch.Tensor, d: int) -> torch.Tensor:
 def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling bias-corrected excess kurtosis (as pandas ``rolling.kurt``); needs d >= 4."""
 
-    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
-        m2, _, m4 = _central_moments(cols, d, 4)
-        ok = (m2 > 0) & ~_const_mask(cols[0], d)
+    def finish(b: _Block) -> torch.Tensor:
+        m2, _, m4 = _central_moments(b, 4)
+        ok = (m2 > 0) & ~b.constant(0)
         m2s = torch.where(ok, m2, torch.ones_like(m2))
-        n = float(d)
+        n = float(b.d)
         k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
         return torch.where(ok, k, torch.full_like(k, _NAN))
 
@@ -484,27 +514,38 @@ def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
 def ts_zscore(x: torch.Tensor, d: int) -> torch.Tensor:
     """``(x - Mean(x, d)) / Std(x, d)``; NaN where the window is constant."""
 
-    def finish(cols: list[torch.Tensor], d: int) -> torch.Tensor:
-        s1, s2 = _window_power_sums(cols, d, [(0,), (0, 0)])
-        var = ((s2 - s1 * s1 / d) / (d - 1)).clamp_min(0.0)
-        x64 = cols[0].to(torch.float64)
-        fin = torch.isfinite(x64)
-        first = fin.to(torch.uint8).argmax(dim=0, keepdim=True)
-        offset = torch.gather(torch.where(fin, x64, torch.zeros_like(x64)), 0, first)
-        today = (x64 - offset)[d - 1:]
-        ok = (var > 0) & ~_const_mask(cols[0], d)
+    def finish(b: _Block) -> torch.Tensor:
+        s1, s2 = b.sums((0,), (0, 0))
+        var = (s2 - s1 * s1 / b.d) / (b.d - 1)
+        ok = (var > 0) & ~b.constant(0)
         std = torch.sqrt(torch.where(ok, var, torch.ones_like(var)))
-        z = (today - s1 / d) / std
+        z = (b.today() - s1 / b.d) / std
         return torch.where(ok, z, torch.full_like(z, _NAN))
 
     return _moment_kernel((x,), d, 2, finish)
 
 
 def _weighted(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Rolling weighted sum; ``weights[j]`` applies to window position j (d-1 = today)."""
+    """Rolling weighted sum; ``weights[j]`` applies to window position j (d-1 = today).
+
+    ``conv1d`` over time (a direct O(T·S·d) filter, faster than window copies) in column
+    blocks (bounded memory); NaNs are zeroed for the convolution and the windows that
+    contained one are set to NaN.
+    """
     d = weights.numel()
-    w = weights.to(dtype=x.dtype, device=x.device)
-    return finite_or_nan(_chunked_windows(x, d, lambda u: torch.matmul(u, w)))
+    T = x.shape[0]
+    if d > T:
+        return _all_nan(x)
+    flat = x.reshape(T, -1)
+    w = weights.to(dtype=x.dtype, device=x.device).view(1, 1, d)
+    out = torch.full(flat.shape, _NAN, dtype=x.dtype, device=x.device)
+    for sl in _col_blocks(flat.shape[1], T):
+        blk = flat[:, sl]
+        bad = _window_has_nan(blk, d)[d - 1:]
+        clean = torch.nan_to_num(blk, nan=0.0, posinf=0.0, neginf=0.0)
+        y = torch.nn.functional.conv1d(clean.t().unsqueeze(1), w).squeeze(1).t()
+        out[d - 1:, sl] = torch.where(bad, torch.full_like(y, _NAN), y)
+    return finite_or_nan(out.reshape(x.shape))
 
 
 def ts_wma(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -528,9 +569,10 @@ def ts_mad(x: torch.Tensor, d: int) -> torch.Tensor:
     d = _check_window(d)
 
     def fn(u: torch.Tensor) -> torch.Tensor:
-        u64 = u.to(torch.float64)  # deviations of large values cancel badly in float32
-        m = u64.mean(-1, keepdim=True)
-        return (u64 - m).abs().mean(-1).to(x.dtype)
+        # the mean is accumulated in float64: a float32 sum of large values is off by a few
+        # ulps of the sum, which shows up in the (much smaller) deviations
+        m = (u.sum(-1, keepdim=True, dtype=torch.float64) / d).to(u.dtype)
+        return (u - m).abs().mean(-1)
 
     return finite_or_nan(_chunked_windows(x, d, fn))
 
@@ -540,8 +582,16 @@ def ts_med(x: torch.Tensor, d: int) -> torch.Tensor:
     d = _check_window(d)
     lo, hi = (d - 1) // 2, d // 2
 
+    use_numpy = x.device.type == "cpu" and not x.requires_grad and x.dtype in (
+        torch.float32, torch.float64)
+
     def fn(u: torch.Tensor) -> torch.Tensor:
-        v = torch.sort(u, dim=-1).values  # NaN sorts last → the max slot is NaN iff any NaN
+        # NaN sorts last in both sorts → the max slot is NaN iff the window has a NaN.
+        # numpy's SIMD sort of short rows is ~10x faster than torch.sort on CPU.
+        if use_numpy:
+            v = torch.from_numpy(np.sort(u.contiguous().numpy(), axis=-1))
+        else:
+            v = torch.sort(u, dim=-1).values
         med = (v[..., lo] + v[..., hi]) * 0.5
         return torch.where(torch.isnan(v[..., -1]), torch.full_like(med, _NAN), med)
 

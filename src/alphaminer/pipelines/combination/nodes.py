@@ -27,11 +27,11 @@ def combine_alphas(alphas: dict[str, Any], panel: Panel, labels: pd.DataFrame,
         return (pd.DataFrame(columns=["datetime", "instrument", "signal"]),
                 {"skipped": "empty alpha set"}, {}, pd.DataFrame())
     values = aset.values(panel, Evaluator(panel))
-    horizon = int(splits.get("horizon", 0)) or int(splits["purge"])
+    horizon = int(splits["horizon"])  # label look-ahead (h, or h + 1 for the vwap-lag label)
     res = combine(model, values, aset.formulas, labels_tensor(panel, labels),
                   split_ranges(splits), horizon, params.get(model, {}), min_stocks=min_stocks)
-    model_desc = {"method": aset.method, "model": model, "params": res.params,
-                  "selected": res.selected, **res.model}
+    model_desc = {**res.model, "alpha_method": aset.method, "model": model,
+                  "params": res.params, "selected": res.selected}
     metrics = {"model": model, "num_factors": len(res.selected) or len(aset), **res.metrics}
     trials = res.study if res.study is not None else pd.DataFrame()
     return signal_frame(panel, res.signal), model_desc, metrics, trials

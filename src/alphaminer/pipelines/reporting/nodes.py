@@ -1,0 +1,94 @@
+"""Thin adapter: every method's catalog outputs → ``MethodResults`` → figures, table, report."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from alphaminer.evaluation.alphaset import AlphaSet
+from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS
+from alphaminer.reporting import (
+    MethodResults,
+    all_method_figures,
+    build_manifest,
+    build_report,
+    comparison_table,
+)
+
+log = logging.getLogger(__name__)
+
+#: per-method datasets the reporting node reads (``<method>.<suffix>``)
+BACKTEST_PARTS = ("backtest_daily", "backtest_metrics", "quantiles", "ic_series")
+ALPHA_PARTS = ("alphas", "combination_model", "combination_metrics")
+
+
+def report_inputs() -> dict[str, str]:
+    """Kedro ``inputs`` mapping: keyword ``<method>__<part>`` → dataset ``<method>.<part>``."""
+    out: dict[str, str] = {}
+    for m in ALL_METHODS:
+        for part in BACKTEST_PARTS:
+            out[f"{m}__{part}"] = f"{m}.{part}"
+        if m in ALPHA_SET_METHODS:
+            for part in ALPHA_PARTS:
+                out[f"{m}__{part}"] = f"{m}.{part}"
+    out["alphanet__attribution"] = "alphanet.attribution"
+    out["alphanet__train_metrics"] = "alphanet.train_metrics"
+    return out
+
+
+def _alpha_table(alphas: dict[str, Any], model: dict[str, Any]) -> pd.DataFrame:
+    table = AlphaSet.from_dict(alphas).table()
+    weights = model.get("weights")
+    if isinstance(weights, dict):
+        table["weight"] = table["formula"].map(weights)
+    return table
+
+
+def method_results(data: dict[str, Any]) -> list[MethodResults]:
+    """Assemble one :class:`MethodResults` per method that has a backtest."""
+    methods = []
+    for m in ALL_METHODS:
+        metrics = dict(data[f"{m}__backtest_metrics"])
+        if metrics.get("skipped"):
+            log.info("report: %s skipped (%s)", m, metrics["skipped"])
+            continue
+        alphas, notes, attribution = None, [], None
+        if m in ALPHA_SET_METHODS:
+            cm = data[f"{m}__combination_metrics"]
+            model = data[f"{m}__combination_model"]
+            alphas = _alpha_table(data[f"{m}__alphas"], model)
+            metrics.setdefault("num_factors", cm.get("num_factors", len(alphas)))
+            notes.append(f"combined with {cm.get('model')}; "
+                         f"validation IC of the combined signal {cm.get('valid_ic', float('nan')):.4f}")
+        if m == "alphanet":
+            attribution = data["alphanet__attribution"]
+            tm = data["alphanet__train_metrics"]
+            metrics.setdefault("num_factors", tm.get("num_pooled_features", float("nan")))
+            notes.append(f"best epoch {tm.get('best_epoch')} of {tm.get('epochs_run')}; "
+                         f"best validation IC {tm.get('best_valid_ic', float('nan')):.4f}")
+        notes.append(f"backtest on the {metrics.get('segment', 'test')} segment")
+        methods.append(MethodResults(
+            name=m, alphas=alphas, daily=data[f"{m}__backtest_daily"],
+            ic_series=data[f"{m}__ic_series"], quantiles=data[f"{m}__quantiles"],
+            metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+            attribution=attribution, notes=notes,
+        ))
+    if not methods:
+        raise ValueError("no method produced a backtest: nothing to report")
+    return methods
+
+
+def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any],
+                          planted_alphas: pd.DataFrame, **data: Any
+                          ) -> tuple[str, dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """Returns the HTML report, the figures (for kedro-viz), the comparison table, the manifest."""
+    methods = method_results(data)
+    fingerprint = str(data_report.get("panel", {}).get("fingerprint", "unknown"))
+    manifest = build_manifest(parameters, fingerprint)
+    planted = planted_alphas if len(planted_alphas) else None
+    html = build_report(methods, manifest, data_report=data_report, planted=planted)
+    figures = all_method_figures(methods)
+    table = comparison_table(methods, numeric=True).reset_index()
+    return html, figures, table, manifest

@@ -1,0 +1,51 @@
+"""The registry exposes DESIGN §2's pipeline names, and every node carries exactly one of cpu/gpu."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.framework.project import configure_project
+
+from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS
+
+EXPECTED = {"ingestion", "alpha_library", "feature_images", "alphanet_train", "combination",
+            "backtest", "reporting", "cpu", "gpu", "__default__"}
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    configure_project("alphaminer")
+    from alphaminer.pipeline_registry import register_pipelines
+
+    return register_pipelines()
+
+
+def test_pipeline_names(pipelines):
+    assert EXPECTED <= set(pipelines)
+
+
+def test_every_node_has_exactly_one_hardware_tag(pipelines):
+    for name, p in pipelines.items():
+        for n in p.nodes:
+            assert len({"cpu", "gpu"} & n.tags) == 1, (name, n.name, n.tags)
+
+
+def test_cpu_gpu_partition_everything(pipelines):
+    every = {n.name for p in pipelines.values() for n in p.nodes}
+    cpu = {n.name for n in pipelines["cpu"].nodes}
+    gpu = {n.name for n in pipelines["gpu"].nodes}
+    assert cpu | gpu == every and not cpu & gpu
+    assert any("alphanet" in n for n in gpu)
+
+
+def test_namespace_templates_per_method(pipelines):
+    outs = pipelines["__default__"].all_outputs()
+    for m in ALPHA_SET_METHODS:
+        assert f"{m}.signal" in outs
+    for m in ALL_METHODS:
+        assert f"{m}.backtest_metrics" in outs
+    assert "research_report" in outs
+
+
+def test_default_is_connected_end_to_end(pipelines):
+    free = pipelines["__default__"].inputs()
+    assert all(i.startswith("params:") or i == "parameters" for i in free), free

@@ -94,7 +94,7 @@ def test_same_seed_same_weights_different_seed_differs():
 
 
 class Killed(Exception):
-    pass
+    """Stands in for a kill: raised after an epoch's checkpoint was written."""
 
 
 def test_resume_after_kill_gives_identical_checkpoint(tmp_path):
@@ -161,3 +161,18 @@ def test_bad_training_inputs():
         TrainConfig(loss="huber")
     with pytest.raises(ValueError, match="no training images"):
         train_alphanet(imgs.select(imgs.split == 99), TrainConfig(progress=False))
+
+
+def test_run_checkpoint_dir_is_stable_per_run_and_distinct_across_runs(tmp_path):
+    from alphaminer.neural.alphanet import AlphaNetConfig
+    from alphaminer.neural.alphanet.train import run_checkpoint_dir
+
+    _, imgs, _ = small_images(T=80, S=12)
+    cfg = TrainConfig(epochs=1, seed=3, progress=False)
+    mc = AlphaNetConfig(rows=imgs.rows, window=imgs.config.window)
+    a = run_checkpoint_dir(tmp_path, imgs, cfg, mc)
+    assert a == run_checkpoint_dir(tmp_path, imgs, replace(cfg, progress=True), mc)
+    assert a != run_checkpoint_dir(tmp_path, imgs, replace(cfg, lr=1e-2), mc)
+    _, other, _ = small_images(T=80, S=12, seed=1)
+    assert a != run_checkpoint_dir(tmp_path, other, cfg, mc)
+    assert a.parent == tmp_path

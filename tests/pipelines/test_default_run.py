@@ -51,7 +51,8 @@ def test_oracle_beats_library_out_of_sample(project: Path):
 
 def test_backtest_accounting_in_catalog(project: Path):
     for m in ALL_METHODS:
-        daily = pd.read_parquet(latest(project / f"data/07_model_output/{m}/backtest_daily.parquet"))
+        path = project / f"data/07_model_output/{m}/backtest_daily.parquet"
+        daily = pd.read_parquet(latest(path))
         assert ((daily["equity"] - daily["cash"] - daily["holdings_value"]).abs()
                 <= 1e-6 * daily["equity"]).all()
         assert (daily["cash"] >= 0).all()

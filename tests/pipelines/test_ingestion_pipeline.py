@@ -29,7 +29,7 @@ def test_ingestion_on_simulator(tmp_path: Path):
     assert panel.T == 320 and 0 < panel.S <= 40  # some simulated names list after the end
     assert panel.meta.get("vwap_fallback") is False
     report = json.loads(latest(proj / "data/08_reporting/data_report.json").read_text())
-    rows = report["rows"] if "rows" in report else report
+    rows = report.get("rows", report)
     text = json.dumps(rows)
     assert "rejected" in text
     labels = pd.read_parquet(proj / "data/03_primary/labels.parquet")

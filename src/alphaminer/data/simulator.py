@@ -11,7 +11,9 @@ derivation: ``docs/simulator.md``. In short, for stock ``i`` on day ``t+1``::
 - ``mu`` is the *planted alpha* term: every planted formula (written in :mod:`alphaminer.expr`) is
   evaluated causally on the adjusted history up to day ``t``, z-scored across the universe and
   mixed so that each formula's expected daily cross-sectional IC against the next day's return
-  equals its ``strength`` (its ``target_ic``);
+  equals its ``strength`` (its ``target_ic``); the mixes of the previous ``alpha_horizon - 1``
+  days keep feeding ``mu`` with decaying weights (persistence, orthogonal to today's formulas so
+  the 1-day IC stays ``strength``), which makes the formulas predict 20-day returns;
 - log-volume is AR(1) and loads on the standardised ``|return|``; OHLC and vwap are generated
   around the close-to-close move so that ``low <= open, close, vwap <= high``;
 - listings, delistings, suspensions (flat OHLC at the previous close, zero volume) and splits
@@ -53,11 +55,15 @@ class PlantedAlpha:
         formula: expression in the project's language, e.g. ``"Neg(TsReturn(close,5d))"``.
         strength: the formula's target daily IC against the next day's return (signed).
         name: short label (defaults to the formula).
+        half_life: days; how long this formula's past mixes keep feeding expected returns
+            (see ``SimulatorConfig.alpha_horizon``). ``None`` → the config's
+            ``alpha_half_life``; ``0`` → a one-day effect for this formula.
     """
 
     formula: str
     strength: float
     name: str = ""
+    half_life: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.formula, str) or not self.formula.strip():
@@ -68,14 +74,19 @@ class PlantedAlpha:
                 f"PlantedAlpha.strength must be finite with |strength| < 0.5 (it is a daily IC); "
                 f"got {self.strength!r} for {self.formula!r}"
             )
+        if self.half_life is not None and not (
+                math.isfinite(float(self.half_life)) and float(self.half_life) >= 0):
+            raise ValueError(f"PlantedAlpha.half_life must be None or >= 0 (days); got "
+                             f"{self.half_life!r} for {self.formula!r}")
         if not self.name:
             object.__setattr__(self, "name", self.formula)
 
 
 #: The built-in planted set: four price–volume signals of 2–4 operators with 1-day ICs of
-#: 0.025–0.04 (findable, not trivial). See docs/simulator.md for their economic story.
+#: 0.025–0.04 (findable, not trivial). See docs/simulator.md for their economic story. The
+#: short-term reversal fades fast (half-life 1 day); the others persist (config half-life).
 DEFAULT_PLANTED: tuple[PlantedAlpha, ...] = (
-    PlantedAlpha("Neg(TsReturn(close,5d))", 0.040, "reversal_5d"),
+    PlantedAlpha("Neg(TsReturn(close,5d))", 0.040, "reversal_5d", half_life=0.0),
     PlantedAlpha("Neg(Corr(close,volume,10d))", 0.030, "price_volume_corr_10d"),
     PlantedAlpha("CSRank(Div(Sub(close,open),Sub(high,low)))", 0.025, "close_location"),
     PlantedAlpha("Neg(TsZScore(Div(vwap,close),20d))", 0.030, "vwap_gap_20d"),
@@ -172,7 +183,7 @@ class SimulatorConfig:
     # planted alphas
     planted: list[PlantedAlpha] | None = None
     alpha_horizon: int = 20
-    alpha_half_life: float = 5.0
+    alpha_half_life: float = 10.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -243,12 +254,15 @@ class SimulatorConfig:
 
     @property
     def alpha_lag_weights(self) -> np.ndarray:
-        """``w_2 … w_H``: weight of the mix computed ``j - 1`` days before yesterday's close.
+        """``[H-1, K]``: ``w[j-2, k] = 0.5 ** ((j-1) / half_life_k)``, j = 2 … H.
 
-        ``w_1 = 1`` (the fresh mix) is implicit; empty when ``alpha_horizon == 1``.
+        The weight with which formula k's share of the mix computed on day ``t+1-j`` feeds day
+        ``t+1`` (``w_1 = 1``, the fresh mix, is implicit); no rows when ``alpha_horizon == 1``.
         """
-        j = np.arange(2, self.alpha_horizon + 1, dtype=float)
-        return 0.5 ** ((j - 1.0) / float(self.alpha_half_life))
+        j = np.arange(2, self.alpha_horizon + 1, dtype=float)[:, None]
+        hl = np.array([self.alpha_half_life if a.half_life is None else a.half_life
+                       for a in self.planted_alphas], dtype=float)[None, :]
+        return np.where(hl > 0, 0.5 ** ((j - 1.0) / np.where(hl > 0, hl, 1.0)), 0.0)
 
 
 @dataclass
@@ -390,12 +404,13 @@ def _alpha_term(z: np.ndarray, U: np.ndarray, s: np.ndarray, noise_var: float,
     ``Cov_cs(z_k, mu) = lam · s_k`` exactly; ``lam² = D / (1 - q - v)`` with ``q = s'R^-1 s``,
     ``v = Var_cs(L⊥)`` and ``D`` the expected non-alpha cross-sectional variance makes the
     expected total variance ``lam²`` and hence each formula's expected IC ``s_k``
-    (docs/simulator.md, "Target IC"). Returns ``(mu, b)`` with ``b = Z R^-1 s`` (the unscaled
-    fresh mix, 0 off the universe), which later days receive as part of ``lagged``.
+    (docs/simulator.md, "Target IC"). Returns ``(mu, b)`` with ``b[k] = c_k z_k`` (formula k's
+    share of the unscaled fresh mix ``Z R^-1 s``, 0 off the universe); later days receive them,
+    weighted per formula, as ``lagged``.
     """
     S = z.shape[1]
     mu = np.zeros(S)
-    b = np.zeros(S)
+    b = np.zeros((len(s), S))
     n = int(U.sum())
     K = len(s)
     if K == 0 or n < K + 3:
@@ -424,7 +439,7 @@ def _alpha_term(z: np.ndarray, U: np.ndarray, s: np.ndarray, noise_var: float,
         c = c * math.sqrt(_Q_MAX / q) if q > 0 else np.zeros(K)
         q = min(max(q, 0.0), _Q_MAX)
     fresh = c @ Z
-    b[U] = fresh
+    b[:, U] = c[:, None] * Z
     if lagged is None:  # alpha_horizon == 1: the one-day model, bit for bit
         lam = math.sqrt(noise_var / (1.0 - q))
         mu[U] = lam * fresh
@@ -513,8 +528,8 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
     factors = np.full((K, T, S), np.nan, dtype=np.float32)
     splits: list[tuple[int, int, float]] = []
     stats = {"days_without_alpha": 0, "days_capped": 0, "days_lag_capped": 0}
-    lag_w = cfg.alpha_lag_weights                 # w_2 … w_H
-    b_hist = np.zeros((len(lag_w), S))            # b_hist[m] = unscaled mix of day t - 1 - m
+    lag_w = cfg.alpha_lag_weights                 # [H-1, K]: w_2 … w_H per formula
+    b_hist = np.zeros((len(lag_w), K, S))         # b_hist[m] = per-formula mix of day t - 1 - m
 
     win_vals = torch.full((W, S, len(SIM_FEATURES)), float("nan"), dtype=torch.float32)
     win_obs = torch.zeros((W, S), dtype=torch.bool)
@@ -632,11 +647,11 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
                 noise = _expected_cs_noise_var(U, st, f2=f2, g_var=g_var, idio_var=i_var,
                                                n_sectors=N_SEC)
                 # persistence: the mixes of days t-1 … t-H+1 feed day t+1 with w_2 … w_H
-                lagged = lag_w @ b_hist if len(lag_w) else None
+                lagged = np.einsum("mk,mks->s", lag_w, b_hist) if len(lag_w) else None
                 mu, b = _alpha_term(z, U, strengths, noise, stats, lagged)
             else:
                 stats["days_without_alpha"] += 1
-                b = np.zeros(S)
+                b = np.zeros((K, S))
             if len(lag_w):
                 b_hist = np.concatenate([b[None], b_hist[:-1]])
 
@@ -751,5 +766,7 @@ def _meta(cfg: SimulatorConfig, st: _Static, *, raw: pd.DataFrame, instruments: 
         "eval_window": ev.window if ev is not None else 0,
         "calibration": {"ic_definition": "daily Pearson IC of the formula vs the next day's "
                         "adjusted close-to-close return over in-universe stocks trading on both "
-                        "days; target_ic = strength", **stats},
+                        "days; target_ic = strength for any alpha_horizon (the persistent part is "
+                        "orthogonal to today's formulas)",
+                        "alpha_horizon": cfg.alpha_horizon, **stats},
     }

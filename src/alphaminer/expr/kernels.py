@@ -38,7 +38,7 @@ def finite_or_nan(x: torch.Tensor) -> torch.Tensor:
     """Replace ``±inf`` by NaN (every operator output goes through this)."""
     if not x.is_floating_point():
         return x
-    return torch.where(torch.isinf(x), torch.full_like(x, _NAN), x)
+    return torch.where(torch.isinf(x), _NAN, x)
 
 
 def _nan_like(x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +109,7 @@ def _cs_rank_rows(x: torch.Tensor) -> torch.Tensor:
         start = torch.cummax(torch.where(is_start, pos, zero), dim=1).values
         end = torch.cummin(torch.where(is_end, pos, last).flip(1), dim=1).values.flip(1)
         rank = (start + end).to(dt) * 0.5 + 1.0
-    pct = torch.where(nan_sorted, torch.full_like(rank, _NAN), rank / n_valid)
+    pct = torch.where(nan_sorted, _NAN, rank / n_valid)
     return torch.empty_like(pct).scatter(1, idx, pct)
 
 
@@ -130,8 +130,9 @@ def cs_rank(x: torch.Tensor, chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
     if not rows.is_floating_point():
         rows = rows.to(torch.float32)
     out_dtype = rows.dtype
-    # a chunk is at most a quarter of the input: temporaries (~12 bytes/element) stay ~3x input
-    step = max(1, min(chunk_elems, max(S, rows.numel() // 4)) // S)
+    # a chunk is at most an eighth of the input: its ~40 bytes/element of temporaries stay
+    # ~1.5x the input
+    step = max(1, min(chunk_elems, max(S, rows.numel() // 8)) // S)
     if rows.shape[0] <= step:
         return _cs_rank_rows(rows).reshape(shape)
     out = torch.empty(rows.shape, dtype=out_dtype, device=x.device)
@@ -150,7 +151,7 @@ def _cs_zscore_rows(x: torch.Tensor) -> torch.Tensor:
     std = torch.sqrt((dev * dev).sum(dim=-1, keepdim=True) / (n - 1))
     bad = (n < 2) | ~(std > 0)
     z = dev / torch.where(bad, torch.ones_like(std), std)
-    return finite_or_nan(torch.where(bad | ~valid, torch.full_like(z, _NAN), z).to(x.dtype))
+    return finite_or_nan(torch.where(bad | ~valid, _NAN, z).to(x.dtype))
 
 
 def cs_zscore(x: torch.Tensor, chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
@@ -179,14 +180,14 @@ def safe_div(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
     bad = (b_t == 0) | torch.isnan(b_t)
     # divide by a safe denominator so masked entries carry no NaN gradient
     out = a_t / torch.where(bad, torch.ones_like(b_t), b_t)
-    return finite_or_nan(torch.where(bad, torch.full_like(out, _NAN), out))
+    return finite_or_nan(torch.where(bad, _NAN, out))
 
 
 def safe_log(x: torch.Tensor) -> torch.Tensor:
     """Natural log with NaN for ``x <= 0``."""
     ok = x > 0
     out = torch.log(torch.where(ok, x, torch.ones_like(x)))
-    return finite_or_nan(torch.where(ok, out, torch.full_like(out, _NAN)))
+    return finite_or_nan(torch.where(ok, out, _NAN))
 
 
 def _as_tensors(a: torch.Tensor | float, b: torch.Tensor | float
@@ -258,19 +259,21 @@ def _chunked_windows(x: torch.Tensor, d: int, fn, out_dtype: torch.dtype | None 
                      ) -> torch.Tensor:
     """Apply ``fn(window_chunk) -> [c, ...]`` over time-chunks of the window view.
 
-    Each chunk's copies are at most :data:`CHUNK_ELEMS` elements, which bounds memory for
-    kernels that must materialise windows (median, rank, argmax, mad, weighted sums).
+    Each chunk's copies are at most a quarter of the input (and :data:`CHUNK_ELEMS`), which
+    bounds memory for kernels that must materialise windows (median, rank, argmax, mad);
+    results are written straight into the (NaN-headed) output.
     """
     T = x.shape[0]
+    out = torch.full(x.shape, _NAN, dtype=out_dtype or x.dtype, device=x.device)
     if d > T:
-        return torch.full_like(x, _NAN, dtype=out_dtype or x.dtype)
+        return out
     u = _windows(x, d)
     per_day = max(1, u[0].numel())
     budget = min(CHUNK_ELEMS, max(x.numel() // 4, per_day))
     step = max(1, budget // per_day)
-    parts = [fn(u[i:i + step]) for i in range(0, u.shape[0], step)]
-    y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-    return _pad_front(y, T)
+    for i in range(0, u.shape[0], step):
+        out[d - 1 + i:d - 1 + i + step] = fn(u[i:i + step])
+    return out
 
 
 # ----------------------------------------------------------------------------- time-series kernels
@@ -298,33 +301,53 @@ def ts_return(x: torch.Tensor, d: int) -> torch.Tensor:
     return finite_or_nan(safe_div(x, ts_ref(x, _check_window(d))) - 1.0)
 
 
+def _view_reduce(x: torch.Tensor, d: int, reduce: str, scale: float | None = None
+                 ) -> torch.Tensor:
+    """Reduce the no-copy window view straight into a NaN-headed output.
+
+    Without autograd the reduction writes into the output buffer (``out=``), so the only
+    allocation is the result itself.
+    """
+    d = _check_window(d)
+    T = x.shape[0]
+    out = torch.full(x.shape, _NAN, dtype=x.dtype, device=x.device)
+    if d > T:
+        return out
+    u = _windows(x, d)
+    fn = {"sum": torch.sum, "amax": torch.amax, "amin": torch.amin}[reduce]
+    if torch.is_grad_enabled() and x.requires_grad:
+        y = fn(u, -1)
+        if scale is not None:
+            y = y * scale
+        out[d - 1:] = y
+        return finite_or_nan(out)
+    body = out[d - 1:]
+    fn(u, -1, out=body)
+    if scale is not None:
+        body.mul_(scale)
+    if reduce == "sum":  # overflow is the only way to get ±inf from finite inputs
+        body.masked_fill_(torch.isinf(body), _NAN)
+    return out
+
+
 def ts_sum(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling sum over a no-copy window view (NaN in the window → NaN)."""
-    d = _check_window(d)
-    if x.shape[0] < d:
-        return _all_nan(x)
-    return finite_or_nan(_pad_front(_windows(x, d).sum(-1), x.shape[0]))
+    return _view_reduce(x, d, "sum")
 
 
 def ts_mean(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling mean."""
-    return ts_sum(x, d) / float(_check_window(d))
+    return _view_reduce(x, d, "sum", 1.0 / _check_window(d))
 
 
 def ts_max(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling maximum (NaN in the window → NaN)."""
-    d = _check_window(d)
-    if x.shape[0] < d:
-        return _all_nan(x)
-    return _pad_front(_windows(x, d).amax(-1), x.shape[0])
+    return _view_reduce(x, d, "amax")
 
 
 def ts_min(x: torch.Tensor, d: int) -> torch.Tensor:
     """Rolling minimum (NaN in the window → NaN)."""
-    d = _check_window(d)
-    if x.shape[0] < d:
-        return _all_nan(x)
-    return _pad_front(_windows(x, d).amin(-1), x.shape[0])
+    return _view_reduce(x, d, "amin")
 
 
 #: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (1 MiB): small
@@ -414,7 +437,7 @@ def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish
     for sl in _col_blocks(N, T):
         blk = _Block([f[:, sl] for f in flat], d)
         y = finish(blk)
-        out[d - 1:, sl] = torch.where(blk.bad, torch.full_like(y, _NAN), y)
+        out[d - 1:, sl] = torch.where(blk.bad, _NAN, y)
     return finite_or_nan(out.reshape(shape))
 
 
@@ -465,7 +488,7 @@ def ts_corr(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
         ok = (vx > 0) & (vy > 0) & ~(b.constant(0) | b.constant(1))
         den = torch.sqrt(torch.where(ok, vx * vy, torch.ones_like(vx)))
         r = (cxy / den).clamp(-1.0, 1.0)
-        return torch.where(ok, r, torch.full_like(r, _NAN))
+        return torch.where(ok, r, _NAN)
 
     return _moment_kernel((x, y), d, 2, finish)
 
@@ -492,7 +515,7 @@ def ts_skew(x: torch.Tensor, d: int) -> torch.Tensor:
         m2s = torch.where(ok, m2, torch.ones_like(m2))
         n = float(b.d)
         g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / m2s.pow(1.5)
-        return torch.where(ok, g, torch.full_like(g, _NAN))
+        return torch.where(ok, g, _NAN)
 
     return _moment_kernel((x,), d, 3, finish)
 
@@ -506,7 +529,7 @@ def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
         m2s = torch.where(ok, m2, torch.ones_like(m2))
         n = float(b.d)
         k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
-        return torch.where(ok, k, torch.full_like(k, _NAN))
+        return torch.where(ok, k, _NAN)
 
     return _moment_kernel((x,), d, 4, finish)
 
@@ -520,7 +543,7 @@ def ts_zscore(x: torch.Tensor, d: int) -> torch.Tensor:
         ok = (var > 0) & ~b.constant(0)
         std = torch.sqrt(torch.where(ok, var, torch.ones_like(var)))
         z = (b.today() - s1 / b.d) / std
-        return torch.where(ok, z, torch.full_like(z, _NAN))
+        return torch.where(ok, z, _NAN)
 
     return _moment_kernel((x,), d, 2, finish)
 
@@ -544,7 +567,7 @@ def _weighted(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         bad = _window_has_nan(blk, d)[d - 1:]
         clean = torch.nan_to_num(blk, nan=0.0, posinf=0.0, neginf=0.0)
         y = torch.nn.functional.conv1d(clean.t().unsqueeze(1), w).squeeze(1).t()
-        out[d - 1:, sl] = torch.where(bad, torch.full_like(y, _NAN), y)
+        out[d - 1:, sl] = torch.where(bad, _NAN, y)
     return finite_or_nan(out.reshape(x.shape))
 
 
@@ -593,7 +616,7 @@ def ts_med(x: torch.Tensor, d: int) -> torch.Tensor:
         else:
             v = torch.sort(u, dim=-1).values
         med = (v[..., lo] + v[..., hi]) * 0.5
-        return torch.where(torch.isnan(v[..., -1]), torch.full_like(med, _NAN), med)
+        return torch.where(torch.isnan(v[..., -1]), _NAN, med)
 
     return _chunked_windows(x, d, fn)
 
@@ -601,30 +624,28 @@ def ts_med(x: torch.Tensor, d: int) -> torch.Tensor:
 def ts_rank(x: torch.Tensor, d: int) -> torch.Tensor:
     """Today's average rank within its window, divided by d (in ``(0, 1]``)."""
     d = _check_window(d)
-    xd = x.detach()
 
     def fn(u: torch.Tensor) -> torch.Tensor:
         today = u[..., -1:]
         less_n = (u < today).sum(-1)
         eq_n = (u == today).sum(-1)
-        return (less_n.to(x.dtype) + (eq_n.to(x.dtype) + 1.0) * 0.5) / d
+        r = (less_n.to(x.dtype) + (eq_n.to(x.dtype) + 1.0) * 0.5) / d
+        return torch.where(torch.isnan(u).any(-1), _NAN, r)
 
-    out = _chunked_windows(xd, d, fn)
-    return torch.where(_window_has_nan(xd, d), torch.full_like(out, _NAN), out)
+    return _chunked_windows(x.detach(), d, fn)
 
 
 def _arg_extreme(x: torch.Tensor, d: int, largest: bool) -> torch.Tensor:
     d = _check_window(d)
-    xd = x.detach()
-    pos = torch.arange(d, device=x.device)
+    pos = torch.arange(d, device=x.device, dtype=torch.int32)
+    neg = torch.tensor(-1, dtype=torch.int32, device=x.device)
 
     def fn(u: torch.Tensor) -> torch.Tensor:
-        ext = u.amax(-1, keepdim=True) if largest else u.amin(-1, keepdim=True)
-        last = torch.where(u == ext, pos, -1).amax(-1)  # most recent occurrence
-        return (d - 1 - last).to(x.dtype)
+        ext = u.amax(-1, keepdim=True) if largest else u.amin(-1, keepdim=True)  # NaN-propagating
+        last = torch.where(u == ext, pos, neg).amax(-1)  # most recent occurrence
+        return torch.where(torch.isnan(ext[..., 0]), _NAN, (d - 1 - last).to(x.dtype))
 
-    out = _chunked_windows(xd, d, fn)
-    return torch.where(_window_has_nan(xd, d), torch.full_like(out, _NAN), out)
+    return _chunked_windows(x.detach(), d, fn)
 
 
 def ts_argmax(x: torch.Tensor, d: int) -> torch.Tensor:

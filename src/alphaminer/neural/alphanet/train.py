@@ -280,6 +280,23 @@ def _fingerprint(images: FeatureImages) -> str:
     return h.hexdigest()[:16]
 
 
+def _run_key(images: FeatureImages, config: TrainConfig, model_config: AlphaNetConfig
+             ) -> dict[str, Any]:
+    key = {"train": config.to_dict(), "model": model_config.to_dict(),
+           "data": _fingerprint(images)}
+    key["train"].pop("progress")
+    key["train"].pop("device")
+    return key
+
+
+def run_checkpoint_dir(root: str | Path, images: FeatureImages, config: TrainConfig,
+                       model_config: AlphaNetConfig) -> Path:
+    """``root/<hash>``: one resumable folder per (data, config), so a killed run resumes while a
+    run with other data or hyper-parameters starts fresh instead of clashing."""
+    blob = json.dumps(_run_key(images, config, model_config), sort_keys=True, default=str)
+    return Path(root) / hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 # ---------------------------------------------------------------------- training
 def day_batches(day_index: torch.Tensor, days_per_batch: int) -> list[tuple[int, int]]:
     """``(start, end)`` image ranges of consecutive ``days_per_batch``-day blocks."""
@@ -351,10 +368,7 @@ def train_alphanet(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     root = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    run_key = {"train": config.to_dict(), "model": model_config.to_dict(),
-               "data": _fingerprint(images)}
-    run_key["train"].pop("progress")
-    run_key["train"].pop("device")
+    run_key = _run_key(images, config, model_config)
     state: dict[str, Any] = {"epoch": 0, "best_metric": None, "best_epoch": 0,
                              "bad_epochs": 0, "history": [], "done": False, "run_key": run_key}
     best_state: dict[str, torch.Tensor] | None = None

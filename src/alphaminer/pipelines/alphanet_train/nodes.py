@@ -16,6 +16,7 @@ from alphaminer.neural.alphanet import (
     predict,
     train_alphanet,
 )
+from alphaminer.neural.alphanet.train import run_checkpoint_dir
 from alphaminer.panel import Panel
 from alphaminer.pipelines._common import signal_frame
 
@@ -30,8 +31,10 @@ def train(images: FeatureImages, params: dict[str, Any], seed: int
     model_cfg = params.get("model") or {}
     model_config = AlphaNetConfig.from_dict({"rows": list(images.rows),
                                              "window": images.config.window, **model_cfg})
-    res = train_alphanet(images, cfg, model_config,
-                         checkpoint_dir=params.get("checkpoint_dir"), resume=True)
+    ckpt = params.get("checkpoint_dir")
+    if ckpt:
+        ckpt = run_checkpoint_dir(ckpt, images, cfg, model_config)
+    res = train_alphanet(images, cfg, model_config, checkpoint_dir=ckpt, resume=True)
     metrics = {"best_epoch": res.best_epoch, "best_valid_ic": res.best_valid_ic,
                "stopped_early": res.stopped_early, "epochs_run": len(res.history),
                "num_pooled_features": 288, "device": str(cfg.device)}

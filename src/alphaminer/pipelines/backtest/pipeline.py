@@ -1,4 +1,4 @@
-"""``backtest``: one namespace-template instance per method: ``<m>.signal`` → portfolio & analysis."""
+"""``backtest``: one namespace-template instance per method: ``<m>.signal`` → portfolio."""
 
 from __future__ import annotations
 

@@ -60,8 +60,9 @@ def method_results(data: dict[str, Any]) -> list[MethodResults]:
             model = data[f"{m}__combination_model"]
             alphas = _alpha_table(data[f"{m}__alphas"], model)
             metrics.setdefault("num_factors", cm.get("num_factors", len(alphas)))
+            valid_ic = cm.get("valid_ic", float("nan"))
             notes.append(f"combined with {cm.get('model')}; "
-                         f"validation IC of the combined signal {cm.get('valid_ic', float('nan')):.4f}")
+                         f"validation IC of the combined signal {valid_ic:.4f}")
         if m == "alphanet":
             attribution = data["alphanet__attribution"]
             tm = data["alphanet__train_metrics"]

@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
         "target_s": 30.0,
         "realised_ic_1d": dict(zip(market.planted["name"],
                                    market.planted["realised_ic_1d"].round(4))),
+        "realised_ic_20d": dict(zip(market.planted["name"],
+                                    market.planted["realised_ic_20d"].round(4))),
+        "alpha_horizon": cfg.alpha_horizon,
     }
     print(json.dumps(result, indent=2))
     return result

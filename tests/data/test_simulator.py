@@ -323,9 +323,11 @@ def _fwd(close: pd.DataFrame, h: int, lag: int = 0) -> pd.DataFrame:
 
 
 def test_planted_alphas_positive_20d_ic(ic_market: SimulatedMarket) -> None:
-    """Default persistence: every planted formula predicts the 20-day return (independent IC).
+    """Default persistence: every persistent planted formula predicts the 20-day return.
 
-    The 20-day ICs use overlapping labels; positive means > 0 on ~960 days of 250 stocks.
+    ``reversal_5d`` is a one-day effect by design (``half_life=0``), so its 20-day IC is ~0 and
+    it is only checked against the simulator's own figure. The 20-day ICs use overlapping labels;
+    positive means > 0 on ~960 days of 250 stocks (independent IC).
     """
     raw = ic_market.raw
     close = _adjusted(raw)["close"]
@@ -334,7 +336,7 @@ def test_planted_alphas_positive_20d_ic(ic_market: SimulatedMarket) -> None:
     sim = ic_market.planted.set_index("name")["realised_ic_20d"]
     for name, f in _reference_factors(raw).items():
         ic = _daily_pearson(f.where(univ), y20).mean()
-        assert ic > 0.0, (name, ic)
+        assert name == "reversal_5d" or ic > 0.0, (name, ic)
         assert abs(ic - sim[name]) < 0.01, (name, ic, sim[name])
 
 

@@ -87,7 +87,9 @@ class PlantedAlpha:
 #: short-term reversal fades fast (half-life 1 day); the others persist (config half-life).
 DEFAULT_PLANTED: tuple[PlantedAlpha, ...] = (
     PlantedAlpha("Neg(TsReturn(close,5d))", 0.040, "reversal_5d", half_life=0.0),
-    PlantedAlpha("Neg(Corr(close,volume,10d))", 0.030, "price_volume_corr_10d"),
+    # Corr(close,volume,10d) moves slowly, so a persistent effect accumulates over the label
+    # window; a weaker, shorter-lived effect keeps its 20-day IC realistic (~0.06, not ~0.3).
+    PlantedAlpha("Neg(Corr(close,volume,10d))", 0.020, "price_volume_corr_10d", half_life=3.0),
     PlantedAlpha("CSRank(Div(Sub(close,open),Sub(high,low)))", 0.025, "close_location"),
     PlantedAlpha("Neg(TsZScore(Div(vwap,close),20d))", 0.030, "vwap_gap_20d"),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from alphaminer.expr.operators import OPERATORS, ArgType, OpKind, get_operator
+from alphaminer.expr.operators import OPERATORS, ArgType, Operator, OpKind, get_operator
 
 
 class ExprError(ValueError):
@@ -127,7 +127,7 @@ class Call(Node):
         object.__setattr__(self, "_text", f"{spec.name}({','.join(a._text for a in args)})")
 
     @property
-    def spec(self):  # noqa: ANN201 - Operator, typed in operators.py
+    def spec(self) -> Operator:
         return OPERATORS[self.op]
 
 

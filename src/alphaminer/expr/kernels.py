@@ -41,6 +41,13 @@ def finite_or_nan(x: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isinf(x), _NAN, x)
 
 
+def _finite_fresh(out: torch.Tensor) -> torch.Tensor:
+    """:func:`finite_or_nan` for a buffer this module just allocated (in place when no grad)."""
+    if out.requires_grad:
+        return finite_or_nan(out)
+    return out.masked_fill_(torch.isinf(out), _NAN)
+
+
 def _nan_like(x: torch.Tensor) -> torch.Tensor:
     return torch.full_like(x, _NAN)
 
@@ -320,7 +327,7 @@ def _view_reduce(x: torch.Tensor, d: int, reduce: str, scale: float | None = Non
         if scale is not None:
             y = y * scale
         out[d - 1:] = y
-        return finite_or_nan(out)
+        return _finite_fresh(out)
     body = out[d - 1:]
     fn(u, -1, out=body)
     if scale is not None:
@@ -350,14 +357,14 @@ def ts_min(x: torch.Tensor, d: int) -> torch.Tensor:
     return _view_reduce(x, d, "amin")
 
 
-#: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (1 MiB): small
+#: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (2 MiB): small
 #: enough to stay in cache-friendly sizes and to bound peak memory to a few times the input.
-MOMENT_BLOCK_ELEMS = 1 << 17
+MOMENT_BLOCK_ELEMS = 1 << 18
 
 
-def _col_blocks(n_cols: int, T: int) -> list[slice]:
+def _col_blocks(n_cols: int, T: int, block_elems: int = MOMENT_BLOCK_ELEMS) -> list[slice]:
     """Column blocks so the float64 ``[T, block]`` temporaries stay a few MiB each."""
-    width = max(1, min(n_cols, MOMENT_BLOCK_ELEMS // max(1, T)))
+    width = max(1, min(n_cols, block_elems // max(1, T)))
     return [slice(i, i + width) for i in range(0, n_cols, width)]
 
 
@@ -422,8 +429,8 @@ class _Block:
         return (_window_diff(codes, self.d - 1)[1:] & 0xFFFF) == 0
 
 
-def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish
-                   ) -> torch.Tensor:
+def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish,
+                   block_elems: int = MOMENT_BLOCK_ELEMS) -> torch.Tensor:
     """Shared driver: flatten to ``[T, N]``, run ``finish(_Block)`` per column block, mask, pad."""
     d = _check_window(d)
     x0 = xs[0]
@@ -434,11 +441,11 @@ def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish
     flat = [x.reshape(T, -1) for x in xs]
     N = flat[0].shape[1]
     out = torch.full((T, N), _NAN, dtype=x0.dtype, device=x0.device)
-    for sl in _col_blocks(N, T):
+    for sl in _col_blocks(N, T, block_elems):
         blk = _Block([f[:, sl] for f in flat], d)
         y = finish(blk)
         out[d - 1:, sl] = torch.where(blk.bad, _NAN, y)
-    return finite_or_nan(out.reshape(shape))
+    return _finite_fresh(out).reshape(shape)
 
 
 def ts_var(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -517,7 +524,7 @@ def ts_skew(x: torch.Tensor, d: int) -> torch.Tensor:
         g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / m2s.pow(1.5)
         return torch.where(ok, g, _NAN)
 
-    return _moment_kernel((x,), d, 3, finish)
+    return _moment_kernel((x,), d, 3, finish, MOMENT_BLOCK_ELEMS // 2)
 
 
 def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -531,7 +538,7 @@ def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
         k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
         return torch.where(ok, k, _NAN)
 
-    return _moment_kernel((x,), d, 4, finish)
+    return _moment_kernel((x,), d, 4, finish, MOMENT_BLOCK_ELEMS // 2)  # 4 power sums
 
 
 def ts_zscore(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -568,7 +575,7 @@ def _weighted(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         clean = torch.nan_to_num(blk, nan=0.0, posinf=0.0, neginf=0.0)
         y = torch.nn.functional.conv1d(clean.t().unsqueeze(1), w).squeeze(1).t()
         out[d - 1:, sl] = torch.where(bad, _NAN, y)
-    return finite_or_nan(out.reshape(x.shape))
+    return _finite_fresh(out).reshape(x.shape)
 
 
 def ts_wma(x: torch.Tensor, d: int) -> torch.Tensor:

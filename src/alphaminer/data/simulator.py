@@ -87,9 +87,9 @@ class PlantedAlpha:
 #: short-term reversal fades fast (half-life 1 day); the others persist (config half-life).
 DEFAULT_PLANTED: tuple[PlantedAlpha, ...] = (
     PlantedAlpha("Neg(TsReturn(close,5d))", 0.040, "reversal_5d", half_life=0.0),
-    # Corr(close,volume,10d) moves slowly, so a persistent effect accumulates over the label
-    # window; a weaker, shorter-lived effect keeps its 20-day IC realistic (~0.06, not ~0.3).
-    PlantedAlpha("Neg(Corr(close,volume,10d))", 0.020, "price_volume_corr_10d", half_life=3.0),
+    # Corr(close,volume,10d) moves slowly: with persistence on (alpha_horizon > 1) a long
+    # half-life would accumulate to an unrealistic 20-day IC (~0.3), hence a short one.
+    PlantedAlpha("Neg(Corr(close,volume,10d))", 0.030, "price_volume_corr_10d", half_life=3.0),
     PlantedAlpha("CSRank(Div(Sub(close,open),Sub(high,low)))", 0.025, "close_location"),
     PlantedAlpha("Neg(TsZScore(Div(vwap,close),20d))", 0.030, "vwap_gap_20d"),
 )
@@ -184,7 +184,7 @@ class SimulatorConfig:
     universe_rebalance_days: int = 63
     # planted alphas
     planted: list[PlantedAlpha] | None = None
-    alpha_horizon: int = 20
+    alpha_horizon: int = 1
     alpha_half_life: float = 10.0
     progress: bool = True
 

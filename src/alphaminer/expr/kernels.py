@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 #: Upper bound on the number of elements of any temporary ``[chunk, ..., w]`` copy (window
-#: kernels additionally keep each chunk at most a quarter of their input's size).
+#: kernels additionally keep each chunk at most their input's size).
 CHUNK_ELEMS = 1 << 22
 
 _NAN = float("nan")
@@ -266,7 +266,7 @@ def _chunked_windows(x: torch.Tensor, d: int, fn, out_dtype: torch.dtype | None 
                      ) -> torch.Tensor:
     """Apply ``fn(window_chunk) -> [c, ...]`` over time-chunks of the window view.
 
-    Each chunk's copies are at most a quarter of the input (and :data:`CHUNK_ELEMS`), which
+    Each chunk's copies are at most the input's size (and :data:`CHUNK_ELEMS`), which
     bounds memory for kernels that must materialise windows (median, rank, argmax, mad);
     results are written straight into the (NaN-headed) output.
     """
@@ -276,7 +276,7 @@ def _chunked_windows(x: torch.Tensor, d: int, fn, out_dtype: torch.dtype | None 
         return out
     u = _windows(x, d)
     per_day = max(1, u[0].numel())
-    budget = min(CHUNK_ELEMS, max(x.numel() // 4, per_day))
+    budget = min(CHUNK_ELEMS, max(x.numel(), per_day))
     step = max(1, budget // per_day)
     for i in range(0, u.shape[0], step):
         out[d - 1 + i:d - 1 + i + step] = fn(u[i:i + step])

@@ -3,19 +3,19 @@
 
 setup:            ## install everything and run the default pipeline on the simulator
 	bash scripts/setup_env.sh
-	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/kedro run
+	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/python -m kedro run
 
 test:             ## install (if needed) and run the whole test suite (conf/test sizes)
 	bash scripts/test.sh
 
 run:
-	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/kedro run
+	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/python -m kedro run
 
 viz:
-	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/kedro viz run
+	KEDRO_DISABLE_TELEMETRY=1 .venv/bin/python -m kedro viz run
 
 bench:
 	.venv/bin/python benchmarks/run_all.py
 
 lint:
-	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/python -m ruff check src tests benchmarks

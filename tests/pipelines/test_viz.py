@@ -16,8 +16,7 @@ from alphaminer.pipelines._methods import ALL_METHODS
 def test_kedro_viz_build_lists_pipelines_and_tags(tmp_path: Path):
     proj = scratch_project(tmp_path)
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-    kedro = Path(sys.executable).with_name("kedro")
-    out = subprocess.run([str(kedro), "viz", "build"], cwd=proj, env=env,
+    out = subprocess.run([sys.executable, "-m", "kedro", "viz", "build"], cwd=proj, env=env,
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     main = json.loads((proj / "build" / "api" / "main").read_text())

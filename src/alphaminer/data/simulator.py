@@ -11,9 +11,12 @@ derivation: ``docs/simulator.md``. In short, for stock ``i`` on day ``t+1``::
 - ``mu`` is the *planted alpha* term: every planted formula (written in :mod:`alphaminer.expr`) is
   evaluated causally on the adjusted history up to day ``t``, z-scored across the universe and
   mixed so that each formula's expected daily cross-sectional IC against the next day's return
-  equals its ``strength`` (its ``target_ic``); the mixes of the previous ``alpha_horizon - 1``
-  days keep feeding ``mu`` with decaying weights (persistence, orthogonal to today's formulas so
-  the 1-day IC stays ``strength``), which makes the formulas predict 20-day returns;
+  equals its ``strength`` (its ``target_ic``) in the one-day model (``alpha_horizon=1``). By
+  default (``alpha_kernel="flat"``, ``alpha_horizon=20``) every day's mix feeds the next ``H``
+  days' expected returns equally, so the exact known-at-t part of the ``H``-day forward return is
+  ``WMA(mix, Hd)`` and the ground-truth predictor is ``Σ_k c_k WMA(CSZScore(f_k), Hd)`` (the
+  planted table's ``oracle_formula``); ``alpha_kernel="exponential"`` keeps the older mode where
+  lagged mixes decay and are orthogonalised to today's formulas;
 - log-volume is AR(1) and loads on the standardised ``|return|``; OHLC and vwap are generated
   around the close-to-close move so that ``low <= open, close, vwap <= high``;
 - listings, delistings, suspensions (flat OHLC at the previous close, zero volume) and splits
@@ -132,12 +135,16 @@ class SimulatorConfig:
         days (a delisted member leaves at once).
     Planted alphas:
         planted: ``None`` → :data:`DEFAULT_PLANTED`; ``[]`` → no planted signal.
-        alpha_horizon: ``H``, days over which a planted signal keeps feeding expected returns:
-            the mix computed on day t drives day t+1 at full weight and days t+2 … t+H with
-            weights ``0.5 ** ((j - 1) / alpha_half_life)`` (j = 2 … H), the lagged part made
-            orthogonal to today's formulas so each formula's 1-day IC stays its ``strength``.
-            ``1`` → a one-day effect (the original model, reproduced exactly).
-        alpha_half_life: half-life in days of those lagged weights (> 0).
+        alpha_horizon: ``H``, days over which a planted signal keeps feeding expected returns.
+            ``1`` → a one-day effect (the original model, reproduced exactly, either kernel).
+        alpha_kernel: how the mix computed on day t feeds days t+1 … t+H (H > 1):
+            ``"flat"`` (default) → equally, ``mu[t+1] = lam_t · Σ_{j=1..H} mix[t+1-j] / H`` with
+            no orthogonalisation, so the exact predictor of the H-day return is
+            ``WMA(CSZScore(formula), Hd)`` mixed (``planted.oracle_formula``);
+            ``"exponential"`` → day t+1 at full weight and days t+2 … t+H with weights
+            ``0.5 ** ((j - 1) / alpha_half_life)``, the lagged part made orthogonal to today's
+            formulas so each formula's 1-day IC stays its ``strength``.
+        alpha_half_life: half-life in days of the exponential kernel's lagged weights (> 0).
         progress: show a tqdm bar over days.
     """
 
@@ -184,7 +191,8 @@ class SimulatorConfig:
     universe_rebalance_days: int = 63
     # planted alphas
     planted: list[PlantedAlpha] | None = None
-    alpha_horizon: int = 1
+    alpha_horizon: int = 20
+    alpha_kernel: str = "flat"
     alpha_half_life: float = 10.0
     progress: bool = True
 
@@ -227,6 +235,8 @@ class SimulatorConfig:
              f"{self.garch_alpha}, {self.garch_persistence}")
         need(math.isfinite(float(self.alpha_half_life)) and self.alpha_half_life > 0,
              f"alpha_half_life must be > 0 (days), got {self.alpha_half_life!r}")
+        need(self.alpha_kernel in ("flat", "exponential"),
+             f"alpha_kernel must be 'flat' or 'exponential', got {self.alpha_kernel!r}")
         need(self.tail_df > 2.0, f"tail_df must be > 2 (finite variance), got {self.tail_df}")
         need(abs(self.market_drift) < 0.01, f"market_drift is daily; got {self.market_drift}")
         if self.universe_size is not None:
@@ -255,12 +265,31 @@ class SimulatorConfig:
         return list(DEFAULT_PLANTED) if self.planted is None else list(self.planted)
 
     @property
+    def flat_persistence(self) -> bool:
+        """True when the flat kernel is active (``alpha_kernel="flat"`` and ``H > 1``)."""
+        return self.alpha_kernel == "flat" and self.alpha_horizon > 1
+
+    def oracle_formula(self, formula: str) -> str:
+        """The exact ground-truth predictor of the ``H``-day return contributed by ``formula``.
+
+        Flat kernel with ``H > 1``: ``WMA(CSZScore(formula),Hd)`` (a mix feeds the next H days
+        equally, so its known share of the H-day return has weights 1..H, newest largest — the
+        ``WMA`` operator); otherwise the formula itself.
+        """
+        if self.flat_persistence:
+            return f"WMA(CSZScore({formula}),{self.alpha_horizon}d)"
+        return formula
+
+    @property
     def alpha_lag_weights(self) -> np.ndarray:
         """``[H-1, K]``: ``w[j-2, k] = 0.5 ** ((j-1) / half_life_k)``, j = 2 … H.
 
         The weight with which formula k's share of the mix computed on day ``t+1-j`` feeds day
-        ``t+1`` (``w_1 = 1``, the fresh mix, is implicit); no rows when ``alpha_horizon == 1``.
+        ``t+1`` (``w_1 = 1``, the fresh mix, is implicit); no rows when ``alpha_horizon == 1``
+        or with the flat kernel (which weights every lag equally, see :func:`_flat_alpha_term`).
         """
+        if self.alpha_kernel == "flat":
+            return np.zeros((0, len(self.planted_alphas)))
         j = np.arange(2, self.alpha_horizon + 1, dtype=float)[:, None]
         hl = np.array([self.alpha_half_life if a.half_life is None else a.half_life
                        for a in self.planted_alphas], dtype=float)[None, :]
@@ -275,8 +304,10 @@ class SimulatedMarket:
         raw: long frame, one row per existing (``datetime``, ``instrument``), sorted, with
             unadjusted ``open high low close volume vwap amount``, ``adj_factor``,
             ``is_suspended`` and ``in_universe``.
-        planted: ground truth, one row per planted alpha: ``name, formula, strength, target_ic,
-            lookback, realised_ic_1d, realised_icir_1d, realised_ic_20d`` (whole sample).
+        planted: ground truth, one row per planted alpha: ``name, formula, oracle_formula,
+            strength, target_ic, lookback, realised_ic_1d, realised_icir_1d, realised_ic_20d``
+            (whole sample; ``target_ic`` is NaN for the flat kernel with H > 1, where the 1-day
+            IC has no closed form — see docs/simulator.md).
         meta: configuration, counts (rows, listings, delistings, splits, suspended rows),
             per-instrument sector/beta, the split table and calibration diagnostics.
     """
@@ -532,6 +563,9 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
     stats = {"days_without_alpha": 0, "days_capped": 0, "days_lag_capped": 0}
     lag_w = cfg.alpha_lag_weights                 # [H-1, K]: w_2 … w_H per formula
     b_hist = np.zeros((len(lag_w), K, S))         # b_hist[m] = per-formula mix of day t - 1 - m
+    flat = cfg.flat_persistence
+    # flat kernel: ring buffer of the last H unscaled mixes, slot t % H holds day t's
+    mix_ring = np.zeros((cfg.alpha_horizon if flat else 0, S))
 
     win_vals = torch.full((W, S, len(SIM_FEATURES)), float("nan"), dtype=torch.float32)
     win_obs = torch.zeros((W, S), dtype=torch.bool)
@@ -654,13 +688,17 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
             else:
                 stats["days_without_alpha"] += 1
                 b = np.zeros((K, S))
+            if flat:
+                mix_ring[t % cfg.alpha_horizon] = b.sum(axis=0)
+                mu = _flat_alpha_term(mix_ring, U, strengths=strengths, b=b, noise_var=noise
+                                      if U.sum() >= 3 else 0.0)
             if len(lag_w):
                 b_hist = np.concatenate([b[None], b_hist[:-1]])
 
     raw = _assemble(out, out_vol, adj=out_adj, susp=out_susp, univ=out_univ, dates=dates,
                     instruments=instruments)
     planted = _planted_table(alphas, planted_eval, factors=factors, close_adj=out["close"],
-                             susp=out_susp, univ=out_univ)
+                             susp=out_susp, univ=out_univ, cfg=cfg)
     meta = _meta(cfg, st, raw=raw, instruments=instruments, dates=dates, splits=splits,
                  stats=stats, ev=planted_eval)
     log.info("simulated %d rows (%d days × %d instruments, %d planted alphas)",

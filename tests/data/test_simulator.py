@@ -39,14 +39,16 @@ def small() -> SimulatedMarket:
 
 @pytest.fixture(scope="module")
 def ic_market() -> SimulatedMarket:
-    return simulate_market(SimulatorConfig(n_stocks=250, n_days=1000, seed=11, progress=False))
+    """The one-day model (``alpha_horizon=1``), where ``strength`` is the exact 1-day IC."""
+    return simulate_market(SimulatorConfig(n_stocks=250, n_days=1000, seed=11, progress=False,
+                                           alpha_horizon=1))
 
 
 @pytest.fixture(scope="module")
 def persistent_market() -> SimulatedMarket:
-    """Planted effects persisting over 20 days (``alpha_horizon=20``; the default is 1)."""
+    """Exponential-kernel effects persisting over 20 days (orthogonalised lagged term)."""
     return simulate_market(SimulatorConfig(n_stocks=250, n_days=1000, seed=11, progress=False,
-                                           alpha_horizon=20))
+                                           alpha_horizon=20, alpha_kernel="exponential"))
 
 
 # --------------------------------------------------------------------------- schema & bars
@@ -154,6 +156,7 @@ def test_planted_ground_truth_table(ic_market: SimulatedMarket) -> None:
     pl = ic_market.planted
     assert list(pl["name"]) == [a.name for a in DEFAULT_PLANTED]
     assert list(pl["formula"]) == [a.formula for a in DEFAULT_PLANTED]
+    assert list(pl["oracle_formula"]) == list(pl["formula"])  # H = 1: the formula itself
     np.testing.assert_allclose(pl["target_ic"], [a.strength for a in DEFAULT_PLANTED])
     assert list(pl["lookback"]) == [5, 9, 0, 19]
     assert 3 <= len(pl) <= 5
@@ -195,7 +198,7 @@ def test_no_planted_alphas_gives_no_ic() -> None:
 def test_custom_planted_alpha_strength() -> None:
     alpha = PlantedAlpha("Neg(TsReturn(close,3d))", 0.1, name="rev3")
     m = simulate_market(SimulatorConfig(n_stocks=200, n_days=300, seed=2, planted=[alpha],
-                                        progress=False))
+                                        alpha_horizon=1, progress=False))
     close = _adjusted(m.raw)["close"]
     f = -(close / close.shift(3) - 1.0)
     ic = _daily_pearson(f, close.shift(-1) / close - 1.0)
@@ -294,6 +297,7 @@ def test_universe_seasoning_and_topn() -> None:
     ({"suspension_rate": 1.5}, "suspension_rate"),
     ({"start_date": "not a date"}, "start_date"),
     ({"universe_size": 1}, "universe_size"),
+    ({"alpha_kernel": "gaussian"}, "alpha_kernel"),
     ({"planted": [PlantedAlpha(f, 0.45) for f in ("close", "open", "vwap")]}, "squared"),
 ])
 def test_config_validation(kw: dict, match: str) -> None:
@@ -358,7 +362,7 @@ def test_alpha_horizon_persistence(horizon: int) -> None:
     alpha = PlantedAlpha("CSRank(Div(Sub(close,open),Sub(high,low)))", 0.1, "loc")
     m = simulate_market(SimulatorConfig(n_stocks=200, n_days=400, seed=6, planted=[alpha],
                                         alpha_horizon=horizon, alpha_half_life=5.0,
-                                        progress=False))
+                                        alpha_kernel="exponential", progress=False))
     p = _adjusted(m.raw)
     univ = _wide(m.raw, "in_universe").astype("boolean").fillna(False).astype(bool)
     f = ((p["close"] - p["open"]) / (p["high"] - p["low"])).where(univ).rank(axis=1, pct=True)
@@ -375,7 +379,7 @@ def test_alpha_horizon_persistence(horizon: int) -> None:
 
 
 def test_alpha_lag_weights() -> None:
-    cfg = SimulatorConfig(alpha_horizon=4, alpha_half_life=2.0,
+    cfg = SimulatorConfig(alpha_horizon=4, alpha_half_life=2.0, alpha_kernel="exponential",
                           planted=[PlantedAlpha("close", 0.05, "a"),
                                    PlantedAlpha("open", 0.05, "b", half_life=0.0),
                                    PlantedAlpha("vwap", 0.05, "c", half_life=1.0)])
@@ -390,3 +394,103 @@ def test_alpha_lag_weights() -> None:
         SimulatorConfig(alpha_half_life=0.0)
     with pytest.raises(ValueError, match="half_life"):
         PlantedAlpha("close", 0.05, half_life=-1.0)
+
+
+# --------------------------------------------------------------------------- flat kernel (default)
+def test_flat_kernel_is_default_and_oracle_formula_parses() -> None:
+    from alphaminer.expr import parse
+
+    cfg = SimulatorConfig()
+    assert (cfg.alpha_kernel, cfg.alpha_horizon) == ("flat", 20)
+    m = simulate_market(n_stocks=30, n_days=60, seed=1, progress=False)
+    pl = m.planted
+    assert list(pl["oracle_formula"]) == [f"WMA(CSZScore({a.formula}),20d)"
+                                          for a in DEFAULT_PLANTED]
+    for f in pl["oracle_formula"]:
+        assert str(parse(f)) == f
+    assert pl["target_ic"].isna().all()  # flat kernel: realised only
+    assert m.meta["calibration"]["alpha_kernel"] == "flat"
+
+
+def test_flat_kernel_causal_and_deterministic() -> None:
+    cfg = dict(n_stocks=40, seed=4, progress=False, alpha_horizon=10, **LIFE)
+    short = simulate_market(SimulatorConfig(n_days=60, **cfg)).raw
+    again = simulate_market(SimulatorConfig(n_days=60, **cfg)).raw
+    long = simulate_market(SimulatorConfig(n_days=110, **cfg)).raw
+    pd.testing.assert_frame_equal(short, again)
+    cut = short["datetime"].max()
+    pd.testing.assert_frame_equal(short, long[long["datetime"] <= cut].reset_index(drop=True))
+
+
+def test_horizon_one_ignores_kernel() -> None:
+    """With H = 1 both kernels are the one-day model, bit for bit."""
+    cfg = dict(n_stocks=40, n_days=80, seed=2, progress=False, alpha_horizon=1)
+    a = simulate_market(SimulatorConfig(alpha_kernel="flat", **cfg))
+    b = simulate_market(SimulatorConfig(alpha_kernel="exponential", **cfg))
+    pd.testing.assert_frame_equal(a.raw, b.raw)
+
+
+def _zscore_wma(f: pd.DataFrame, mask: pd.DataFrame, h: int) -> pd.DataFrame:
+    """pandas reference of ``WMA(CSZScore(f), hd)``: weights 1..h, newest largest."""
+    x = f.where(mask)
+    z = x.sub(x.mean(axis=1), axis=0).div(x.std(axis=1, ddof=1), axis=0)
+    acc = sum((h - i) * z.shift(i) for i in range(h))
+    return acc / (h * (h + 1) / 2)
+
+
+@pytest.fixture(scope="module")
+def flat_market() -> SimulatedMarket:
+    return simulate_market(SimulatorConfig(n_stocks=200, n_days=600, seed=5, progress=False,
+                                           alpha_horizon=10))
+
+
+def test_flat_kernel_oracle_beats_raw_formula(flat_market: SimulatedMarket) -> None:
+    """The WMA of the z-scored formulas predicts the H-day return better than the raw formulas.
+
+    Marginally for the 5-day reversal (a fast-changing signal); the slow price–volume
+    correlation is nearly its own WMA and the other two can have a negative *marginal* WMA IC
+    (their past values overlap the reversal's), so the set is compared as a pooled least-squares
+    mix (4 weights fitted on the whole sample, the same for both sets).
+    """
+    raw = flat_market.raw
+    h = 10
+    close = _adjusted(raw)["close"]
+    univ = _wide(raw, "in_universe").astype("boolean").fillna(False).astype(bool)
+    susp = _wide(raw, "is_suspended").astype("boolean").fillna(True).astype(bool)
+    mask = univ & close.notna() & ~susp
+    y = _fwd(close, h)
+    ref = {k: v.where(mask) for k, v in _reference_factors(raw).items()}
+    orc = {k: _zscore_wma(v, mask, h) for k, v in ref.items()}
+    raw_ic = _daily_pearson(ref["reversal_5d"], y).mean()
+    oracle_ic = _daily_pearson(orc["reversal_5d"], y).mean()
+    assert oracle_ic > raw_ic + 0.02, (oracle_ic, raw_ic)
+
+    def pooled_mix_ic(fs: dict[str, pd.DataFrame]) -> float:
+        zs = [f.sub(f.mean(axis=1), axis=0).div(f.std(axis=1), axis=0) for f in fs.values()]
+        X = np.stack([z.to_numpy().ravel() for z in zs], axis=1)
+        yy = y.sub(y.mean(axis=1), axis=0).to_numpy().ravel()
+        ok = np.isfinite(X).all(axis=1) & np.isfinite(yy)
+        w = np.linalg.lstsq(X[ok], yy[ok], rcond=None)[0]
+        fit = pd.DataFrame(np.nan_to_num(X) @ w, dtype=float).to_numpy().reshape(y.shape)
+        fit = pd.DataFrame(np.where(np.isfinite(X).all(axis=1).reshape(y.shape), fit, np.nan),
+                           index=y.index, columns=y.columns)
+        return float(_daily_pearson(fit, y).mean())
+
+    assert pooled_mix_ic(orc) > pooled_mix_ic(ref) + 0.02
+
+
+def test_flat_kernel_single_memoryless_signal() -> None:
+    """A signal with no memory: only its WMA carries the H-day predictability."""
+    alpha = PlantedAlpha("CSRank(Div(Sub(close,open),Sub(high,low)))", 0.1, "loc")
+    h = 10
+    m = simulate_market(SimulatorConfig(n_stocks=200, n_days=400, seed=6, planted=[alpha],
+                                        alpha_horizon=h, progress=False))
+    assert m.planted.loc[0, "oracle_formula"] == f"WMA(CSZScore({alpha.formula}),{h}d)"
+    p = _adjusted(m.raw)
+    univ = _wide(m.raw, "in_universe").astype("boolean").fillna(False).astype(bool)
+    f = ((p["close"] - p["open"]) / (p["high"] - p["low"])).where(univ).rank(axis=1, pct=True)
+    y = _fwd(p["close"], h)
+    raw_ic = _daily_pearson(f, y).mean()
+    oracle_ic = _daily_pearson(_zscore_wma(f, univ, h), y).mean()
+    assert oracle_ic > raw_ic + 0.05, (oracle_ic, raw_ic)
+    assert oracle_ic > 0.1, oracle_ic

@@ -492,6 +492,32 @@ def _alpha_term(z: np.ndarray, U: np.ndarray, s: np.ndarray, noise_var: float,
     return mu, b
 
 
+def _flat_alpha_term(mix_ring: np.ndarray, today: int, U: np.ndarray,
+                     noise_var: float) -> np.ndarray:
+    """Flat-kernel expected return for tomorrow: ``mu = lam · (M − mean_U M)`` on ``U``.
+
+    ``mix_ring [H, S]`` holds the unscaled mixes ``a(s) = Σ_k c_k(s) z_k(s)`` of the last H
+    days (slot ``today`` is day t's; zeros before the start), so ``M = Σ_j a(t+1-j) / H`` gives
+    every day's mix the same weight on each of the next H days. Today's mix has cross-sectional
+    variance ``q_t = sᵀR⁻¹s`` (the one-day model's alpha share of variance, after any cap);
+    ``lam² = D q_t / ((1 − q_t) V)`` with ``V = Var_cs(M)`` keeps that share:
+    ``lam²V / (lam²V + D) = q_t``.
+    """
+    mu = np.zeros(mix_ring.shape[1])
+    n = int(U.sum())
+    if n < 3:
+        return mu
+    a = mix_ring[today, U]
+    q = float(a @ a) / (n - 1)  # a is centred over U (z-scores are)
+    M = mix_ring[:, U].mean(axis=0)
+    M = M - M.mean()
+    V = float(M @ M) / (n - 1)
+    if q <= 0.0 or V <= 0.0:
+        return mu
+    mu[U] = math.sqrt(noise_var * q / ((1.0 - q) * V)) * M
+    return mu
+
+
 # ============================================================================ main entry point
 def simulate_market(config: SimulatorConfig | None = None, **overrides: Any) -> SimulatedMarket:
     """Simulate a market (see the module docstring and ``docs/simulator.md``).
@@ -563,9 +589,9 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
     stats = {"days_without_alpha": 0, "days_capped": 0, "days_lag_capped": 0}
     lag_w = cfg.alpha_lag_weights                 # [H-1, K]: w_2 … w_H per formula
     b_hist = np.zeros((len(lag_w), K, S))         # b_hist[m] = per-formula mix of day t - 1 - m
-    flat = cfg.flat_persistence
+    flat_kernel = cfg.flat_persistence
     # flat kernel: ring buffer of the last H unscaled mixes, slot t % H holds day t's
-    mix_ring = np.zeros((cfg.alpha_horizon if flat else 0, S))
+    mix_ring = np.zeros((cfg.alpha_horizon if flat_kernel else 0, S))
 
     win_vals = torch.full((W, S, len(SIM_FEATURES)), float("nan"), dtype=torch.float32)
     win_obs = torch.zeros((W, S), dtype=torch.bool)
@@ -685,13 +711,15 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
                 # persistence: the mixes of days t-1 … t-H+1 feed day t+1 with w_2 … w_H
                 lagged = np.einsum("mk,mks->s", lag_w, b_hist) if len(lag_w) else None
                 mu, b = _alpha_term(z, U, strengths, noise, stats, lagged)
+                if flat_kernel:
+                    mix_ring[t % cfg.alpha_horizon] = b.sum(axis=0)
+                    mu = _flat_alpha_term(mix_ring, t % cfg.alpha_horizon, U, noise)
             else:
                 stats["days_without_alpha"] += 1
                 b = np.zeros((K, S))
-            if flat:
-                mix_ring[t % cfg.alpha_horizon] = b.sum(axis=0)
-                mu = _flat_alpha_term(mix_ring, U, strengths=strengths, b=b, noise_var=noise
-                                      if U.sum() >= 3 else 0.0)
+                if flat_kernel:
+                    mix_ring[t % cfg.alpha_horizon] = 0.0
+                    mu = np.zeros(S)
             if len(lag_w):
                 b_hist = np.concatenate([b[None], b_hist[:-1]])
 
@@ -729,27 +757,14 @@ def _assemble(out: dict[str, np.ndarray], vol: np.ndarray, *, adj: np.ndarray,
     return frame
 
 
-def _pearson_rows(x: np.ndarray, y: np.ndarray, min_n: int = 10) -> np.ndarray:
-    """Per-row Pearson correlation of ``[..., T, S]`` arrays over pairs finite in both."""
-    ok = np.isfinite(x) & np.isfinite(y)
-    n = ok.sum(-1)
-    x0, y0 = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx = x0.sum(-1, keepdims=True) / n[..., None]
-        my = y0.sum(-1, keepdims=True) / n[..., None]
-        dx, dy = np.where(ok, x0 - mx, 0.0), np.where(ok, y0 - my, 0.0)
-        r = (dx * dy).sum(-1) / np.sqrt((dx**2).sum(-1) * (dy**2).sum(-1))
-    return np.where(n >= min_n, r, np.nan)
-
-
 def _planted_table(alphas: list[PlantedAlpha], ev: _PlantedEvaluator | None, *,
                    factors: np.ndarray, close_adj: np.ndarray, susp: np.ndarray,
-                   univ: np.ndarray) -> pd.DataFrame:
+                   univ: np.ndarray, cfg: SimulatorConfig) -> pd.DataFrame:
     """Ground truth with realised whole-sample ICs (universe, both days trading)."""
-    cols = ["name", "formula", "strength", "target_ic", "lookback", "realised_ic_1d",
-            "realised_icir_1d", "realised_ic_20d"]
+    cols = ["name", "formula", "oracle_formula", "strength", "target_ic", "lookback",
+            "realised_ic_1d", "realised_icir_1d", "realised_ic_20d"]
     if not alphas:
-        return pd.DataFrame({c: pd.Series(dtype=object if c in ("name", "formula") else float)
+        return pd.DataFrame({c: pd.Series(dtype=object if c in cols[:3] else float)
                              for c in cols})
     T = close_adj.shape[0]
     trading = np.isfinite(close_adj) & ~susp
@@ -760,7 +775,11 @@ def _planted_table(alphas: list[PlantedAlpha], ev: _PlantedEvaluator | None, *,
         if h < T:
             ok = trading[:-h] & trading[h:]
             y[:-h] = np.where(ok, close_adj[h:] / close_adj[:-h] - 1.0, np.nan)
-        ic = _pearson_rows(f, y[None])
+        # the project's one IC definition (alphaminer.evaluation); imported here so the
+        # simulator's ground-truth table quotes exactly the numbers every report uses
+        from alphaminer.evaluation.metrics import daily_ic
+
+        ic = daily_ic(torch.from_numpy(f), torch.from_numpy(y), min_stocks=10).numpy()
         rows.append((key, ic))
     ic1 = rows[0][1]
     ic20 = rows[1][1]
@@ -773,8 +792,10 @@ def _planted_table(alphas: list[PlantedAlpha], ev: _PlantedEvaluator | None, *,
     return pd.DataFrame({
         "name": [a.name for a in alphas],
         "formula": [a.formula for a in alphas],
+        "oracle_formula": [cfg.oracle_formula(a.formula) for a in alphas],
         "strength": [float(a.strength) for a in alphas],
-        "target_ic": [float(a.strength) for a in alphas],
+        # flat kernel: the 1-day IC depends on the formulas' memory (no closed form)
+        "target_ic": [math.nan if cfg.flat_persistence else float(a.strength) for a in alphas],
         "lookback": [int(x) for x in ev.lookbacks] if ev is not None else [0] * len(alphas),
         "realised_ic_1d": m1,
         "realised_icir_1d": m1 / sd1,
@@ -806,7 +827,10 @@ def _meta(cfg: SimulatorConfig, st: _Static, *, raw: pd.DataFrame, instruments: 
         "eval_window": ev.window if ev is not None else 0,
         "calibration": {"ic_definition": "daily Pearson IC of the formula vs the next day's "
                         "adjusted close-to-close return over in-universe stocks trading on both "
-                        "days; target_ic = strength for any alpha_horizon (the persistent part is "
-                        "orthogonal to today's formulas)",
-                        "alpha_horizon": cfg.alpha_horizon, **stats},
+                        "days; target_ic = strength for alpha_horizon 1 and for the exponential "
+                        "kernel (its persistent part is orthogonal to today's formulas); NaN for "
+                        "the flat kernel with H > 1 (realised only; the exact H-day predictor is "
+                        "oracle_formula)",
+                        "alpha_horizon": cfg.alpha_horizon, "alpha_kernel": cfg.alpha_kernel,
+                        **stats},
     }

@@ -64,15 +64,23 @@ def build_data_report(result: CleanResult, panel: Panel, labels: pd.DataFrame,
 
 def planted_ground_truth(raw: RawData, panel: Panel, labels: pd.DataFrame,
                          splits: dict[str, Any], min_stocks: int) -> tuple[pd.DataFrame, dict]:
-    """The simulator's planted alphas with their oracle IC on each split (empty otherwise)."""
+    """The simulator's planted alphas with their oracle IC on each split (empty otherwise).
+
+    The oracle AlphaSet is built from the table's ``oracle_formula`` when present (the exact
+    predictor of the H-day return under the simulator's flat persistence kernel, e.g.
+    ``WMA(CSZScore(f),20d)``), else from ``formula``; names are the planted names and the
+    returned table keeps both formula columns.
+    """
     planted = raw.extras.get("planted_alphas")
     if planted is None or len(planted) == 0:
         return pd.DataFrame(columns=["name", "formula", "strength"]), \
             AlphaSet("oracle", []).to_dict()
     planted = pd.DataFrame(planted).reset_index(drop=True)
     names = [str(n) for n in planted["name"]]
-    oracle = AlphaSet("oracle", list(planted["formula"]), names,
-                      meta={"source": "simulator planted alphas (ground truth)"})
+    col = "oracle_formula" if "oracle_formula" in planted.columns else "formula"
+    oracle = AlphaSet("oracle", [str(f) for f in planted[col]], names,
+                      meta={"source": "simulator planted alphas (ground truth)",
+                            "formula_column": col})
     values = oracle.values(panel, Evaluator(panel))
     table = split_summary(values, labels_tensor(panel, labels), split_ranges(splits), names,
                           min_stocks)

@@ -89,12 +89,12 @@ class PlantedAlpha:
 #: 0.025–0.04 (findable, not trivial). See docs/simulator.md for their economic story. The
 #: short-term reversal fades fast (half-life 1 day); the others persist (config half-life).
 DEFAULT_PLANTED: tuple[PlantedAlpha, ...] = (
-    PlantedAlpha("Neg(TsReturn(close,5d))", 0.040, "reversal_5d", half_life=0.0),
+    PlantedAlpha("Neg(TsReturn(close,5d))", 0.016, "reversal_5d", half_life=0.0),
     # Corr(close,volume,10d) moves slowly: with persistence on (alpha_horizon > 1) a long
     # half-life would accumulate to an unrealistic 20-day IC (~0.3), hence a short one.
-    PlantedAlpha("Neg(Corr(close,volume,10d))", 0.030, "price_volume_corr_10d", half_life=3.0),
-    PlantedAlpha("CSRank(Div(Sub(close,open),Sub(high,low)))", 0.025, "close_location"),
-    PlantedAlpha("Neg(TsZScore(Div(vwap,close),20d))", 0.030, "vwap_gap_20d"),
+    PlantedAlpha("Neg(Corr(close,volume,10d))", 0.012, "price_volume_corr_10d", half_life=3.0),
+    PlantedAlpha("CSRank(Div(Sub(close,open),Sub(high,low)))", 0.010, "close_location"),
+    PlantedAlpha("Neg(TsZScore(Div(vwap,close),20d))", 0.012, "vwap_gap_20d"),
 )
 
 

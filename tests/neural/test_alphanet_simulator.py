@@ -1,0 +1,38 @@
+"""AlphaNet finds the simulator's planted signal: clearly positive IC on the held-out test days."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alphaminer.data import clean, load_source, make_splits
+from alphaminer.evaluation import daily_ic
+from alphaminer.neural.alphanet import (
+    ImageConfig,
+    TrainConfig,
+    build_feature_images,
+    predict,
+    train_alphanet,
+)
+
+
+def test_alphanet_learns_planted_signal_on_simulator():
+    raw = load_source({"kind": "simulator",
+                       "simulator": {"n_stocks": 120, "n_days": 500, "seed": 3,
+                                     "alpha_horizon": 5, "progress": False}})
+    panel = clean(raw).to_panel()
+    splits = make_splits(panel.dates, {"fractions": [0.6, 0.2, 0.2], "horizon": 5})
+    images = build_feature_images(panel, splits, ImageConfig(stride=2), progress=False)
+    res = train_alphanet(images, TrainConfig(epochs=6, patience=3, seed=0, progress=False))
+    signal = predict(res.model, panel, images.config, progress=False)
+    i0, i1 = splits.ranges["test"]
+    # the 5-day forward return, computed independently of the library's label code
+    close = panel.feature("close").double().numpy()
+    fwd = np.full_like(close, np.nan)
+    fwd[:-5] = close[5:] / close[:-5] - 1
+    import torch
+
+    ic = daily_ic(signal[i0:i1], torch.from_numpy(fwd[i0:i1]), min_stocks=20)
+    mean_ic = float(np.nanmean(ic.numpy()))
+    n = int(np.isfinite(ic.numpy()).sum())
+    se = float(np.nanstd(ic.numpy(), ddof=1)) / np.sqrt(n)
+    assert mean_ic > 0.03 and mean_ic > 3 * se, (mean_ic, se, n)

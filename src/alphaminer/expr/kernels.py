@@ -173,11 +173,17 @@ def cs_zscore(x: torch.Tensor, chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
         x = x.to(torch.float32)
     S = x.shape[-1]
     rows = x.reshape(-1, S)
-    step = max(1, min(chunk_elems, max(S, rows.numel() // 4)) // max(1, S))
+    # eighth-size row chunks: each chunk makes several float64 temporaries
+    step = max(1, min(chunk_elems, max(S, rows.numel() // 8)) // max(1, S))
     if rows.shape[0] <= step:
         return _cs_zscore_rows(rows).reshape(x.shape)
-    parts = [_cs_zscore_rows(rows[i:i + step]) for i in range(0, rows.shape[0], step)]
-    return torch.cat(parts, dim=0).reshape(x.shape)
+    if x.requires_grad:  # keep the autograd graph simple: concatenate the chunk results
+        parts = [_cs_zscore_rows(rows[i:i + step]) for i in range(0, rows.shape[0], step)]
+        return torch.cat(parts, dim=0).reshape(x.shape)
+    out = torch.empty_like(rows)
+    for i in range(0, rows.shape[0], step):
+        out[i:i + step] = _cs_zscore_rows(rows[i:i + step])
+    return out.reshape(x.shape)
 
 
 # ----------------------------------------------------------------------------- elementwise
@@ -266,8 +272,9 @@ def _chunked_windows(x: torch.Tensor, d: int, fn, out_dtype: torch.dtype | None 
                      ) -> torch.Tensor:
     """Apply ``fn(window_chunk) -> [c, ...]`` over time-chunks of the window view.
 
-    Each chunk's copies are at most the input's size (and :data:`CHUNK_ELEMS`), which
-    bounds memory for kernels that must materialise windows (median, rank, argmax, mad);
+    Each chunk's copies are at most a quarter of the input's size (and :data:`CHUNK_ELEMS`),
+    which bounds memory for kernels that must materialise windows (median, rank, argmax, mad):
+    a kernel making a few temporaries per chunk stays within a small multiple of its input;
     results are written straight into the (NaN-headed) output.
     """
     T = x.shape[0]
@@ -276,7 +283,7 @@ def _chunked_windows(x: torch.Tensor, d: int, fn, out_dtype: torch.dtype | None 
         return out
     u = _windows(x, d)
     per_day = max(1, u[0].numel())
-    budget = min(CHUNK_ELEMS, max(x.numel(), per_day))
+    budget = min(CHUNK_ELEMS, max(x.numel() // 4, per_day))
     step = max(1, budget // per_day)
     for i in range(0, u.shape[0], step):
         out[d - 1 + i:d - 1 + i + step] = fn(u[i:i + step])
@@ -305,7 +312,17 @@ def ts_delta(x: torch.Tensor, d: int) -> torch.Tensor:
 
 def ts_return(x: torch.Tensor, d: int) -> torch.Tensor:
     """``x / Ref(x, d) - 1`` (NaN where the reference is 0)."""
-    return finite_or_nan(safe_div(x, ts_ref(x, _check_window(d))) - 1.0)
+    d = _check_window(d)
+    if x.requires_grad or not x.is_floating_point():
+        return finite_or_nan(safe_div(x, ts_ref(x, d)) - 1.0)
+    # in place into the result: a zero reference gives ±inf or NaN, both masked to NaN
+    out = torch.full_like(x, _NAN)
+    if d < x.shape[0]:
+        body = out[d:]
+        torch.div(x[d:], x[:-d], out=body)
+        body.sub_(1.0)
+        body.masked_fill_(~torch.isfinite(body), _NAN)
+    return out
 
 
 def _view_reduce(x: torch.Tensor, d: int, reduce: str, scale: float | None = None
@@ -357,9 +374,9 @@ def ts_min(x: torch.Tensor, d: int) -> torch.Tensor:
     return _view_reduce(x, d, "amin")
 
 
-#: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (2 MiB): small
+#: Elements of one float64 ``[T, block]`` temporary in the prefix-sum kernels (1 MiB): small
 #: enough to stay in cache-friendly sizes and to bound peak memory to a few times the input.
-MOMENT_BLOCK_ELEMS = 1 << 18
+MOMENT_BLOCK_ELEMS = 1 << 17
 
 
 def _col_blocks(n_cols: int, T: int, block_elems: int = MOMENT_BLOCK_ELEMS) -> list[slice]:

@@ -4,9 +4,34 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+C = TypeVar("C")
+
+
+def config_from(config_cls: type[C], config: Any) -> C:
+    """A typed config from ``None`` (defaults), a parameters mapping or an instance.
+
+    Unknown keys raise naming them and the valid ones, so a typo in ``parameters/*.yml`` fails
+    before any work starts instead of being silently ignored.
+    """
+    if config is None:
+        return config_cls()
+    if isinstance(config, config_cls):
+        return config
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be None, a mapping or a {config_cls.__name__}; "
+                        f"got {type(config).__name__}")
+    known = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"unknown {config_cls.__name__} key(s) {unknown}; valid: {sorted(known)}")
+    return config_cls(**dict(config))
 
 
 def seed_everything(seed: int) -> np.random.Generator:

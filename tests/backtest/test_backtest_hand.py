@@ -198,7 +198,7 @@ def test_config_validation(bad):
 
 
 def test_bad_inputs(hand_panel):
-    with pytest.raises(ValueError, match="unknown backtest parameters"):
+    with pytest.raises(ValueError, match="unknown BacktestConfig key"):
         run_backtest(SIGNAL, hand_panel, {"topk": 2, "ndrop": 1})
     with pytest.raises(ValueError, match="expected"):
         run_backtest(SIGNAL[:, :2], hand_panel, CFG)

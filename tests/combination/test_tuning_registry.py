@@ -81,7 +81,7 @@ def test_splits_objects_and_errors(data):
         SegmentRanges.coerce({"train": (0, 10), "valid": (10, 12), "test": (12, 30)}, 20)
     with pytest.raises(KeyError, match="unknown combination method"):
         combine("ridge", f, names, y, SPLITS, HORIZON)
-    with pytest.raises(ValueError, match="unknown LassoPoolConfig parameter"):
+    with pytest.raises(ValueError, match="unknown LassoPoolConfig key"):
         combine("lasso_pool", f, names, y, SPLITS, HORIZON, {"lambda": 0.1})
     with pytest.raises(ValueError, match="names has 2 entries"):
         combine("lasso_pool", f, names[:2], y, SPLITS, HORIZON)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from alphaminer.backtest.metrics import all_risk_metrics, hit_rate
 from alphaminer.panel import DATE_COL, INSTRUMENT_COL, Panel
+from alphaminer.runtime import config_from
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +86,7 @@ class BacktestConfig:
     @classmethod
     def from_dict(cls, params: dict[str, Any] | BacktestConfig | None) -> BacktestConfig:
         """Build from a parameters mapping (unknown keys raise, naming them)."""
-        if params is None:
-            return cls()
-        if isinstance(params, cls):
-            return params
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"unknown backtest parameters {unknown}; known: {sorted(known)}")
-        return cls(**params)
+        return config_from(cls, params)
 
 
 @dataclass

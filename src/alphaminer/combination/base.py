@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +27,7 @@ import torch
 
 from alphaminer.evaluation import daily_ic, daily_rank_ic, ic_summary
 from alphaminer.expr.kernels import cs_rank, cs_zscore
+from alphaminer.runtime import config_from as _config_from
 
 SEGMENTS: tuple[str, ...] = ("train", "valid", "test")
 TARGETS: tuple[str, ...] = ("zscore", "rank", "raw")
@@ -302,21 +303,7 @@ def objective_value(metrics: Mapping[str, float]) -> float:
 
 def config_from(config_cls: type, config: Any) -> Any:
     """Build ``config_cls`` from ``None``, a mapping (unknown keys raise) or an instance."""
-    if config is None:
-        return config_cls()
-    if isinstance(config, config_cls):
-        return config
-    if isinstance(config, Mapping):
-        known = {f.name for f in fields(config_cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown {config_cls.__name__} parameter(s) {unknown}; known: {sorted(known)}"
-            )
-        return config_cls(**dict(config))
-    raise TypeError(
-        f"config must be None, a mapping or a {config_cls.__name__}; got {type(config).__name__}"
-    )
+    return _config_from(config_cls, config)
 
 
 def jsonable(x: Any) -> Any:

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from alphaminer.runtime import config_from
 
 from .schema import (
     DATE_COL,
@@ -116,11 +118,7 @@ class CleanConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> CleanConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d or {}) - names)
-        if unknown:
-            raise ValueError(f"unknown CleanConfig key(s) {unknown}; valid: {sorted(names)}")
-        return cls(**dict(d or {}))
+        return config_from(cls, d)
 
 
 @dataclass

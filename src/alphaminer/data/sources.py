@@ -11,12 +11,14 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
+
+from alphaminer.runtime import config_from
 
 from .schema import (
     DATE_COL,
@@ -109,11 +111,7 @@ class SourceConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SourceConfig:
         """Build from a parameters mapping; unknown keys raise naming the valid ones."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown SourceConfig key(s) {unknown}; valid: {sorted(names)}")
-        return cls(**dict(d))
+        return config_from(cls, d)
 
 
 # ---------------------------------------------------------------------------- dispatcher

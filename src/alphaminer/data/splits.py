@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alphaminer.runtime import config_from
+
 SEGMENTS: tuple[str, ...] = ("train", "valid", "test")
 
 
@@ -80,7 +82,7 @@ class SplitConfig:
         if any(k in d for k in SEGMENTS):  # flat {train: [a, b], ...} form
             segs = {k: d.pop(k) for k in SEGMENTS if k in d and d[k] is not None}
             d["segments"] = {**segs, **d.get("segments", {})}
-        return cls(**d)
+        return config_from(cls, d)
 
 
 @dataclass

@@ -46,6 +46,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from alphaminer.panel import Panel
+from alphaminer.runtime import config_from
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class ImageConfig:
         d = dict(d)
         if "rows" in d:
             d["rows"] = tuple(d["rows"])
-        return cls(**d)
+        return config_from(cls, d)
 
 
 @dataclass(eq=False)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from alphaminer.neural.alphanet.images import DEFAULT_ROWS
+from alphaminer.runtime import config_from
 
 PAIR_OPS: tuple[str, ...] = ("ts_corr", "ts_cov")
 SINGLE_OPS: tuple[str, ...] = ("ts_stddev", "ts_zscore", "ts_return", "decay_linear", "ts_mean")
@@ -102,7 +103,7 @@ class AlphaNetConfig:
     def from_dict(cls, d: dict[str, Any]) -> AlphaNetConfig:
         d = dict(d)
         d["rows"] = tuple(d.get("rows", DEFAULT_ROWS))
-        return cls(**d)
+        return config_from(cls, d)
 
 
 def row_pairs(n_rows: int) -> tuple[list[int], list[int]]:

@@ -19,6 +19,7 @@ from alphaminer.neural.alphanet import (
 from alphaminer.neural.alphanet.train import run_checkpoint_dir
 from alphaminer.panel import Panel
 from alphaminer.pipelines._common import signal_frame
+from alphaminer.runtime import config_from
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def train(images: FeatureImages, params: dict[str, Any], seed: int
           ) -> tuple[AlphaNet, pd.DataFrame, dict[str, Any]]:
     """Train with early stopping. ``checkpoint_dir`` (resumable state after a kill) is the one
     place the library writes by itself; the best model goes through the catalog."""
-    cfg = TrainConfig(**{"seed": seed, **params.get("train", {})})
+    cfg = config_from(TrainConfig, {"seed": seed, **params.get("train", {})})
     model_cfg = params.get("model") or {}
     model_config = AlphaNetConfig.from_dict({"rows": list(images.rows),
                                              "window": images.config.window, **model_cfg})

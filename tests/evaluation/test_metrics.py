@@ -70,6 +70,36 @@ def test_daily_rank_ic_matches_scipy_spearman_on_pair_valid_stocks():
         np.testing.assert_allclose(got[k], ref, atol=1e-6, equal_nan=True)
 
 
+def test_daily_rank_ic_fast_and_tie_paths_match_scipy():
+    """Rows without ties (closed-form variances), rows with factor ties, days with tied targets,
+    random and structured NaN, -0.0 next to +0.0, several blocks on several threads."""
+    rng = np.random.default_rng(11)
+    K, T, S = 5, 40, 300
+    y = rng.normal(size=(T, S))
+    f = 0.3 * y + rng.normal(size=(K, T, S))
+    f[1, ::3] = np.round(f[1, ::3] * 2)  # factor ties on every third day
+    f[2, 5, :150] = -0.0
+    f[2, 5, 150:] = 0.0  # -0.0 and +0.0 are one tie group
+    f[2, 5, :20] = rng.normal(size=20)
+    y[::4] = np.round(y[::4] * 3)  # target ties on every fourth day
+    f[3, :, :100] = np.nan  # a factor missing on a third of the stocks
+    f[rng.random(f.shape) < 0.05] = np.nan
+    y[rng.random(y.shape) < 0.05] = np.nan
+    f, y = f.astype(np.float32), y.astype(np.float32)
+    ref = np.full((K, T), np.nan)
+    for k in range(K):
+        for t in range(T):
+            m = np.isfinite(f[k, t]) & np.isfinite(y[t])
+            ref[k, t] = ss.spearmanr(f[k, t, m].astype(float), y[t, m].astype(float))[0]
+    threads = torch.get_num_threads()
+    for chunk in (1 << 19, 7 * S, S, 1):
+        got = daily_rank_ic(torch.tensor(f), torch.tensor(y), chunk_elems=chunk).numpy()
+        np.testing.assert_allclose(got, ref, atol=1e-9, rtol=0)
+    assert torch.get_num_threads() == threads  # the worker pool restores torch's thread count
+    got64 = daily_rank_ic(torch.tensor(f, dtype=torch.float64), torch.tensor(y)).numpy()
+    np.testing.assert_allclose(got64, ref, atol=1e-9, rtol=0)
+
+
 def test_float64_inputs_and_chunking_agree():
     f, y = _data(K=5, seed=2)
     a = daily_ic(torch.tensor(f, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))

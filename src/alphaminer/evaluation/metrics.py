@@ -8,15 +8,17 @@ A cell counts when it is finite on BOTH sides (``±inf`` counts as missing); a d
 
 Speed: one vectorised pass per block of factors (blocks bounded by :data:`CHUNK_ELEMS`), data
 shifted by its daily mean before products so float32 elementwise work plus cascade sums stays
-accurate (per-day moments are then combined in float64). Ranks come from
-:func:`alphaminer.expr.kernels.cs_rank`; the target is sorted once per call and re-ranked within
-each factor's valid subset by cumulative counts (no per-factor sort of the target).
+accurate (per-day moments are then combined in float64). RankIC sorts the target once per call;
+each factor-day is re-ranked against it within the pair-valid subset by a running count, and the
+factor is sorted once carrying those target ranks (:func:`daily_rank_ic`), in cache-sized blocks
+spread over torch's CPU threads.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,10 +26,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from alphaminer.expr.kernels import cs_rank
+from alphaminer.expr.kernels import finite_f32, sort_rows_with_payload
 
 #: Upper bound on the elements of one ``[k, T, S]`` block processed at once.
 CHUNK_ELEMS = 1 << 24
+#: Elements of one ``[k, days, S]`` block of :func:`daily_rank_ic`: small enough that its int64
+#: sort keys and temporaries stay in cache.
+RANK_CHUNK_ELEMS = 1 << 19
 
 _NAN = float("nan")
 # A day whose sum of squared deviations is below ``n * (REL_EPS * |mean|)^2`` is treated as
@@ -168,72 +173,176 @@ def daily_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,
     return res[0] if squeeze else res
 
 
-def _target_order(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                            torch.Tensor]:
-    """Sort the target once per day; return order, validity in sorted order, tie-group bounds.
+class _TargetRanks:
+    """The target sorted once per day, with what re-ranking it inside a subset needs.
 
-    ``start[p]``/``end[p]`` are the first/last sorted positions of the tie group of position
-    ``p``; with a validity subset ``m`` (in sorted order) and ``C = cumsum(m)``, the average rank of
-    ``p`` within the subset is ``C[start-1] + (C[end] - C[start-1] + 1) / 2``.
+    ``order`` sorts each day (missing last), ``valid`` flags finite targets in that order. Where a
+    day has tied targets, ``prev``/``end`` give, for each sorted position, the position before
+    its tie group and the last position of the group: with a validity subset ``m`` (in sorted
+    order) and ``C = cumsum(m)``, twice the average rank within the subset is
+    ``C[prev] + C[end] + 1`` (``C[prev] = 0`` for a group starting at 0).
     """
-    T, S = y.shape
-    yv = torch.isfinite(y)
-    filled = torch.where(yv, y, torch.full_like(y, math.inf))
-    ys, order = torch.sort(filled, dim=-1)
-    v_sorted = torch.gather(yv, 1, order)
-    pos = torch.arange(S, device=y.device, dtype=torch.int64).expand(T, S)
-    differ = ys[:, 1:] != ys[:, :-1]
-    true_col = torch.ones(T, 1, dtype=torch.bool, device=y.device)
-    is_start = torch.cat([true_col, differ], dim=1)
-    is_end = torch.cat([differ, true_col], dim=1)
-    start = torch.cummax(torch.where(is_start, pos, torch.zeros_like(pos)), dim=1).values
-    end = torch.cummin(
-        torch.where(is_end, pos, torch.full_like(pos, S - 1)).flip(1), dim=1
-    ).values.flip(1)
-    return order, v_sorted, start, end
+
+    def __init__(self, y: torch.Tensor) -> None:
+        T, S = y.shape
+        yv = torch.isfinite(y)
+        ys, self.order = torch.sort(torch.where(yv, y, torch.full_like(y, math.inf)), dim=-1)
+        self.valid = torch.gather(yv, 1, self.order)
+        tied = (ys[:, 1:] == ys[:, :-1]) & self.valid[:, 1:]
+        self.day_has_ties = tied.any(dim=1)
+        self.prev = self.end = self.no_prev = None
+        if bool(self.day_has_ties.any()):
+            pos = torch.arange(S, device=y.device, dtype=torch.int64).expand(T, S)
+            true_col = torch.ones(T, 1, dtype=torch.bool, device=y.device)
+            differ = ys[:, 1:] != ys[:, :-1]
+            is_start = torch.cat([true_col, differ], dim=1)
+            is_end = torch.cat([differ, true_col], dim=1)
+            start = torch.cummax(torch.where(is_start, pos, torch.zeros_like(pos)), dim=1).values
+            self.end = torch.cummin(
+                torch.where(is_end, pos, torch.full_like(pos, S - 1)).flip(1), dim=1
+            ).values.flip(1)
+            self.no_prev = start == 0
+            self.prev = (start - 1).clamp(min=0)
+
+    def doubled_ranks(self, valid: torch.Tensor, t0: int, t1: int
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Twice the average rank of the target within ``valid`` (in sorted order; 0 off it).
+
+        ``valid``: ``[k, t1 - t0, S]`` subset flags in the target's sorted order of days t0..t1.
+        Ranks are the running count of ``valid``, except on days with tied targets, where a tie
+        group shares its average rank (a half-integer, hence the doubling). Returns the int32
+        doubled ranks and the indices (within the block) of the days with ties, or None.
+        """
+        c = torch.cumsum(valid, dim=-1, dtype=torch.int32)
+        tied = None
+        if self.prev is not None:
+            tied = self.day_has_ties[t0:t1].nonzero().squeeze(1)
+            if tied.numel() == 0:
+                tied = None
+        if tied is not None:
+            ct = c.index_select(1, tied)
+            shape = ct.shape
+            less = torch.gather(ct, -1, self.prev[t0:t1].index_select(0, tied).expand(shape))
+            less.masked_fill_(self.no_prev[t0:t1].index_select(0, tied).expand(shape), 0)
+            upto = torch.gather(ct, -1, self.end[t0:t1].index_select(0, tied).expand(shape))
+            r_tied = less.add_(upto).add_(1).mul_(valid.index_select(1, tied))
+        ry2 = c.mul_(valid).mul_(2)
+        if tied is not None:
+            ry2.index_copy_(1, tied, r_tied)
+        return ry2, tied
+
+
+def _rank_ic_block(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stocks: int,
+                   threads: int | None = None) -> torch.Tensor:
+    """Spearman of each factor-day of one block ``f`` = ``[k, t1 - t0, S]`` (days t0..t1).
+
+    The factor is put in the target's sorted order, the target re-ranked within the pair-valid
+    subset (:meth:`_TargetRanks.doubled_ranks`), and the factor sorted carrying that rank as
+    payload, so the numerator is one matrix-vector product ``Σ_p (p + 1) · ry_p`` over sorted
+    positions; rows whose factor has ties among valid entries use average positions instead.
+    """
+    S = f.shape[-1]
+    fq = torch.gather(f, 2, tr.order[t0:t1].expand(f.shape))
+    fin = finite_f32(fq) if fq.dtype == torch.float32 else torch.isfinite(fq)
+    valid = fin.logical_and_(tr.valid[t0:t1])
+    ry2, y_tied_days = tr.doubled_ranks(valid, t0, t1)
+    n = valid.sum(dim=-1)
+    keys, pay, invalid_key = sort_rows_with_payload(fq, ~valid, ry2, threads)
+    pay = pay.double()
+    pos1 = torch.arange(1, S + 1, device=f.device, dtype=torch.float64)
+    num = (pay @ pos1) * 0.5  # Σ rank_f · rank_y (invalid entries carry 0 and sort last)
+    # adjacent equal keys beyond the pairs of invalid entries at the end = ties in the factor
+    n_eq = (keys[..., 1:] == keys[..., :-1]).sum(dim=-1)
+    f_tied = n_eq > (S - 1 - n).clamp(min=0)
+    n = n.double()
+    sum_rf2 = n * (n + 1) * (2 * n + 1) / 6  # Σ p² for p = 1..n (no ties)
+    if bool(f_tied.any()):
+        rows = f_tied.view(-1).nonzero().squeeze(1)
+        k = keys.reshape(-1, S).index_select(0, rows)
+        p = pay.view(-1, S).index_select(0, rows)
+        # average sorted position of each tie group: (first + last) / 2, 1-based
+        first = torch.searchsorted(k, k, side="left")
+        after = torch.searchsorted(k, k, side="right")
+        avg = (first + after).double() * 0.5 + 0.5
+        avg = avg.masked_fill_(k == invalid_key, 0.0)
+        num.view(-1).index_copy_(0, rows, (avg * p).sum(dim=-1) * 0.5)
+        sum_rf2.view(-1).index_copy_(0, rows, (avg * avg).sum(dim=-1))
+    m = (n + 1) * 0.5
+    nm2 = n * m * m
+    vf = sum_rf2 - nm2
+    vy = n * (n * n - 1) / 12  # Σ (rank - m)² for ranks 1..n
+    if y_tied_days is not None:  # days with tied targets: from the average ranks themselves
+        r2 = ry2.index_select(1, y_tied_days).double()
+        vy.index_copy_(1, y_tied_days,
+                       (r2 * r2).sum(dim=-1) * 0.25 - nm2.index_select(1, y_tied_days))
+    ok = (n >= min_stocks) & (vf > 0) & (vy > 0)
+    r = (num - nm2) / torch.sqrt(torch.where(ok, vf * vy, torch.ones_like(vf)))
+    return torch.where(ok, r.clamp(-1.0, 1.0), _NAN)
+
+
+def _block_threads(device: torch.device, n_blocks: int) -> int:
+    """Worker threads for independent blocks: on CPU one per torch thread (many small torch ops
+    parallelise better across blocks than inside each op)."""
+    if device.type != "cpu" or n_blocks < 2:
+        return 1
+    return max(1, min(torch.get_num_threads(), n_blocks))
+
+
+def _run_blocks(fn, blocks: list, device: torch.device) -> None:  # noqa: ANN001
+    """Call ``fn(block)`` for every block; on CPU spread over torch's thread count.
+
+    While the workers run, torch's intra-op thread count is 1 (restored afterwards) so that the
+    workers, each running single-threaded ops, do not oversubscribe the cores.
+    """
+    n = _block_threads(device, len(blocks))
+    if n == 1:
+        for b in blocks:
+            fn(b)
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="rank_ic") as pool:
+            for _ in pool.map(fn, blocks):
+                pass
+    finally:
+        torch.set_num_threads(before)
 
 
 def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,
-                  chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
+                  chunk_elems: int = RANK_CHUNK_ELEMS) -> torch.Tensor:
     """Daily RankIC (Spearman): Pearson of average ranks among each day's pair-valid stocks.
 
     Both the factor and the target are ranked only among the stocks valid on both sides that day
-    (what ``scipy.stats.spearmanr`` gives on the day's complete pairs). Factor ranks come from
-    :func:`~alphaminer.expr.kernels.cs_rank`; the target is sorted once and re-ranked within each
-    factor's subset by cumulative counts.
+    (what ``scipy.stats.spearmanr`` gives on the day's complete pairs). The target is sorted once;
+    per factor-day it is re-ranked within the pair-valid subset by a running count in that order,
+    and the factor is sorted once carrying those ranks, so no scatter back to stock order is
+    needed. Blocks of ``[factors, days, S]`` stay below ``chunk_elems`` elements (cache-sized) and
+    run on all of torch's CPU threads. Returns float64 ``[T]`` / ``[K, T]``.
     """
     f, y, squeeze = _check(factors, target, min_stocks)
     K, T, S = f.shape
     dt = _work_dtype(f, y)
-    order, v_sorted, start, end = _target_order(y.to(dt))
-    prev = (start - 1).clamp(min=0)
-    no_prev = start == 0
-    out = []
-    step = max(1, chunk_elems // max(1, T * S))
-    for i in _chunks(K, T, S, chunk_elems):
-        fc = f[i:i + step].to(dt)
-        k = fc.shape[0]
-        fp = torch.gather(fc, 2, order.expand(k, T, S))  # factor in the target's sorted order
-        valid = torch.isfinite(fp) & v_sorted
-        invalid = ~valid
-        fr = cs_rank(fp.masked_fill_(invalid, _NAN))
-        del fp
-        c = valid.to(torch.int32).cumsum(dim=2)
-        n = c[..., -1].to(dt)
-        less = torch.gather(c, 2, prev.expand(k, T, S)).masked_fill_(no_prev, 0)
-        upto = torch.gather(c, 2, end.expand(k, T, S))
-        del c
-        # target average rank within the subset: less + (upto - less + 1) / 2
-        yr = less.add_(upto).add_(1).to(dt).mul_(0.5)
-        del upto, less
-        # average ranks have known means: (n + 1) / 2 for yr, (n + 1) / (2 n) for fr = rank / n
-        my = (n + 1) * 0.5
-        mx = my / n.clamp(min=1)
-        xs = fr.sub_(mx.unsqueeze(-1)).masked_fill_(invalid, 0.0)
-        ys = yr.sub_(my.unsqueeze(-1)).masked_fill_(invalid, 0.0)
-        out.append(_centered_pearson(xs, ys, n, mx, my=my, min_stocks=min_stocks))
-    res = torch.cat(out, dim=0) if out else torch.empty(0, T, dtype=torch.float64)
-    return res[0] if squeeze else res
+    tr = _TargetRanks(y.to(dt))
+    out = torch.full((K, T), _NAN, dtype=torch.float64, device=f.device)
+    if T == 0 or S == 0 or K == 0:
+        return out[0] if squeeze else out
+    per_factor = T * S
+    if chunk_elems >= per_factor:  # whole factors per block
+        k_step, t_step = max(1, chunk_elems // per_factor), T
+    else:
+        k_step, t_step = 1, max(1, chunk_elems // S)
+    blocks = [(k0, min(K, k0 + k_step), t0, min(T, t0 + t_step))
+              for k0 in range(0, K, k_step) for t0 in range(0, T, t_step)]
+    threads = 1 if _block_threads(f.device, len(blocks)) > 1 else None
+
+    def run(b: tuple[int, int, int, int]) -> None:
+        k0, k1, t0, t1 = b
+        out[k0:k1, t0:t1] = _rank_ic_block(f[k0:k1, t0:t1].to(dt), tr, t0, t1, min_stocks,
+                                           threads)
+
+    _run_blocks(run, blocks, f.device)
+    return out[0] if squeeze else out
 
 
 # ----------------------------------------------------------------------------- summaries

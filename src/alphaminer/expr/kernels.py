@@ -13,14 +13,18 @@ result would be ``±inf``.
 
 Speed notes: sums/means/extremes reduce over no-copy ``unfold`` views; second and higher moments
 use float64 prefix sums (O(T·S) whatever the window) after subtracting a per-column offset, with
-constant windows detected exactly by rolling max == min; ranks and medians are computed in
-time-chunks whose ``[chunk, S, w]`` copies stay below :data:`CHUNK_ELEMS` elements.
+windows holding a NaN and constant windows detected exactly from counts; ranks and medians are
+computed in time-chunks whose ``[chunk, S, w]`` copies stay below :data:`CHUNK_ELEMS` elements.
+On CPU without autograd the moments run through fused numba kernels
+(:mod:`alphaminer.expr._jit_moments`) doing the same float64 prefix-sum arithmetic in one pass
+(identical float32 results, tested); the torch kernels here serve every other device and autograd.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -53,12 +57,14 @@ def _nan_like(x: torch.Tensor) -> torch.Tensor:
     return torch.full_like(x, _NAN)
 
 
-# ----------------------------------------------------------------------------- cross-section
 @functools.cache
-def _sort_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="cs_rank")
+def _cpu_pool() -> ThreadPoolExecutor:
+    """Worker threads for kernels that split work by rows or columns (they release the GIL)."""
+    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                              thread_name_prefix="alphaminer_kernels")
 
 
+# ----------------------------------------------------------------------------- cross-section
 def _sort_rows_inplace(a: np.ndarray, threads: int | None = None) -> None:
     """Sort each row of a C-contiguous int64 array in place, split over (at most two) threads.
 
@@ -71,7 +77,7 @@ def _sort_rows_inplace(a: np.ndarray, threads: int | None = None) -> None:
         a.sort(axis=-1)
         return
     h = n // 2
-    list(_sort_pool().map(lambda sl: a[sl].sort(axis=-1), (slice(0, h), slice(h, n))))
+    list(_cpu_pool().map(lambda sl: a[sl].sort(axis=-1), (slice(0, h), slice(h, n))))
 
 
 #: Sort key of a missing entry: larger than every float32 key, so missing entries sort last.
@@ -487,14 +493,63 @@ class _Block:
         return (_window_diff(codes, self.d - 1)[1:] & 0xFFFF) == 0
 
 
+#: Use the fused numba kernels (:mod:`alphaminer.expr._jit_moments`) for rolling moments of CPU
+#: tensors that need no gradient. Tests switch it off to check them against the torch kernels.
+JIT_MOMENTS = True
+
+
+@functools.cache
+def _jit_module():  # noqa: ANN202
+    try:
+        from alphaminer.expr import _jit_moments
+    except ImportError:  # pragma: no cover - numba is a pinned dependency
+        return None
+    return _jit_moments
+
+
+def _jit_moments(xs: tuple[torch.Tensor, ...], d: int, op: str) -> torch.Tensor | None:
+    """Run a rolling moment through the fused CPU kernel; None when it does not apply."""
+    if not JIT_MOMENTS or any(x.device.type != "cpu" or x.requires_grad for x in xs):
+        return None
+    if xs[0].dtype not in (torch.float32, torch.float64) or \
+            any(x.dtype != xs[0].dtype for x in xs):
+        return None
+    jm = _jit_module()
+    if jm is None:
+        return None
+    kernel = getattr(jm, f"ts_{op}")
+    T = xs[0].shape[0]
+    arrs = [x.detach().reshape(T, -1).contiguous().numpy() for x in xs]
+    N = arrs[0].shape[1]
+    out = np.empty((T, N), dtype=arrs[0].dtype)
+    parts = max(1, min(torch.get_num_threads(), N // 64 or 1))
+    bounds = [N * i // parts for i in range(parts + 1)]
+
+    def run(i: int) -> None:
+        kernel(*arrs, d, bounds[i], bounds[i + 1], out)
+
+    if parts == 1:
+        run(0)
+    else:
+        list(_cpu_pool().map(run, range(parts)))
+    return torch.from_numpy(out).reshape(xs[0].shape)
+
+
 def _moment_kernel(xs: tuple[torch.Tensor, ...], d: int, min_window: int, finish,
-                   block_elems: int = MOMENT_BLOCK_ELEMS) -> torch.Tensor:
-    """Shared driver: flatten to ``[T, N]``, run ``finish(_Block)`` per column block, mask, pad."""
+                   block_elems: int = MOMENT_BLOCK_ELEMS, op: str | None = None) -> torch.Tensor:
+    """Shared driver: flatten to ``[T, N]``, run ``finish(_Block)`` per column block, mask, pad.
+
+    ``op`` names the fused CPU kernel computing the same thing (used when it applies).
+    """
     d = _check_window(d)
     x0 = xs[0]
     T = x0.shape[0]
     if d > T or d < min_window:
         return _all_nan(x0)
+    if op is not None:
+        fused = _jit_moments(xs, d, op)
+        if fused is not None:
+            return fused
     shape = x0.shape
     flat = [x.reshape(T, -1) for x in xs]
     N = flat[0].shape[1]
@@ -514,7 +569,7 @@ def ts_var(x: torch.Tensor, d: int) -> torch.Tensor:
         var = ((s2 - s1 * s1 / b.d) / (b.d - 1)).clamp_min(0.0)
         return torch.where(b.constant(0), torch.zeros_like(var), var)
 
-    return _moment_kernel((x,), d, 2, finish)
+    return _moment_kernel((x,), d, 2, finish, op="var")
 
 
 def ts_std(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -528,7 +583,7 @@ def ts_std(x: torch.Tensor, d: int) -> torch.Tensor:
         std = torch.sqrt(torch.where(pos, var, torch.ones_like(var)))
         return torch.where(pos, std, torch.zeros_like(std))
 
-    return _moment_kernel((x,), d, 2, finish)
+    return _moment_kernel((x,), d, 2, finish, op="std")
 
 
 def ts_cov(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
@@ -539,7 +594,7 @@ def ts_cov(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
         cov = (sxy - sx * sy / b.d) / (b.d - 1)
         return torch.where(b.constant(0) | b.constant(1), torch.zeros_like(cov), cov)
 
-    return _moment_kernel((x, y), d, 2, finish)
+    return _moment_kernel((x, y), d, 2, finish, op="cov")
 
 
 def ts_corr(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
@@ -555,7 +610,7 @@ def ts_corr(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
         r = (cxy / den).clamp(-1.0, 1.0)
         return torch.where(ok, r, _NAN)
 
-    return _moment_kernel((x, y), d, 2, finish)
+    return _moment_kernel((x, y), d, 2, finish, op="corr")
 
 
 def _central_moments(b: _Block, order: int) -> tuple[torch.Tensor, ...]:
@@ -582,7 +637,7 @@ def ts_skew(x: torch.Tensor, d: int) -> torch.Tensor:
         g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / m2s.pow(1.5)
         return torch.where(ok, g, _NAN)
 
-    return _moment_kernel((x,), d, 3, finish, MOMENT_BLOCK_ELEMS // 2)
+    return _moment_kernel((x,), d, 3, finish, MOMENT_BLOCK_ELEMS // 2, op="skew")
 
 
 def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -596,7 +651,7 @@ def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
         k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
         return torch.where(ok, k, _NAN)
 
-    return _moment_kernel((x,), d, 4, finish, MOMENT_BLOCK_ELEMS // 2)  # 4 power sums
+    return _moment_kernel((x,), d, 4, finish, MOMENT_BLOCK_ELEMS // 2, op="kurt")  # 4 power sums
 
 
 def ts_zscore(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -610,7 +665,7 @@ def ts_zscore(x: torch.Tensor, d: int) -> torch.Tensor:
         z = (b.today() - s1 / b.d) / std
         return torch.where(ok, z, _NAN)
 
-    return _moment_kernel((x,), d, 2, finish)
+    return _moment_kernel((x,), d, 2, finish, op="zscore")
 
 
 def _weighted(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

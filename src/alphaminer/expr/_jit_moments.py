@@ -1,0 +1,238 @@
+"""Fused CPU kernels for the rolling moments (``Var Std Cov Corr Skew Kurt TsZScore``).
+
+Same arithmetic as the torch prefix-sum kernels in :mod:`alphaminer.expr.kernels` (which remain
+the implementation on other devices and under autograd), fused into one pass over the data so
+that nothing but the input and the output touches memory:
+
+- each column is shifted by its first finite value (a causal offset), non-finite entries count 0;
+- float64 prefix sums ``P_t`` of the shifted values and their products are kept per column, and a
+  second accumulator replays the same additions ``d`` days behind, so a window sum is
+  ``P_t - P_{t-d}`` with both terms bit-identical to the torch kernels' prefix sums (and no
+  ``[d, N]`` history is stored);
+- a window containing a non-finite value is NaN (index of the last non-finite entry), and a window
+  with no day-to-day change is constant (index of the last change), both exact.
+
+Work is split by column ranges over threads (the kernels release the GIL). Compiled by numba on
+first use and cached on disk.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+VAR, STD, ZSCORE, SKEW, KURT, COV, CORR = range(7)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _first_finite(x: np.ndarray, c0: int, c1: int) -> np.ndarray:
+    """Per column of ``x[:, c0:c1]``: its first finite value (0 if none), as float64."""
+    T = x.shape[0]
+    n = c1 - c0
+    off = np.zeros(n)
+    found = np.zeros(n, dtype=np.bool_)
+    left = n
+    for t in range(T):
+        if left == 0:
+            break
+        for j in range(n):
+            v = x[t, c0 + j]
+            if not found[j] and math.isfinite(v):
+                off[j] = v
+                found[j] = True
+                left -= 1
+    return off
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _finish_single(mode: int, d: int, s1: float, s2: float, s3: float, s4: float,
+                   today: float, const: bool) -> float:
+    """Operator value from window power sums of one series (formulas of the torch kernels)."""
+    if mode == VAR:
+        var = (s2 - s1 * s1 / d) / (d - 1)
+        return 0.0 if const or not var > 0.0 else var
+    if mode == STD:
+        var = (s2 - s1 * s1 / d) / (d - 1)
+        ok = var > 0.0 and not const
+        return math.sqrt(var if ok else 1.0) if ok else 0.0
+    if mode == ZSCORE:
+        var = (s2 - s1 * s1 / d) / (d - 1)
+        ok = var > 0.0 and not const
+        return (today - s1 / d) / math.sqrt(var if ok else 1.0) if ok else np.nan
+    n = float(d)
+    mean = s1 / n
+    r2 = s2 / n
+    r3 = s3 / n
+    m2 = r2 - mean * mean
+    ok = m2 > 0.0 and not const
+    m2s = m2 if ok else 1.0
+    if mode == SKEW:
+        m3 = r3 - 3 * mean * r2 + 2 * (mean * mean * mean)
+        g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / (m2s * math.sqrt(m2s))
+        return g if ok else np.nan
+    r4 = s4 / n
+    mean2 = mean * mean
+    m4 = r4 - 4 * mean * r3 + 6 * mean2 * r2 - 3 * (mean2 * mean2)
+    k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
+    return k if ok else np.nan
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _shifted(v: float, off: float) -> float:
+    return v - off if math.isfinite(v) else 0.0
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _single(x: np.ndarray, d: int, mode: int, order: int, c0: int, c1: int,
+            out: np.ndarray) -> None:
+    """Rolling ``mode`` of columns ``c0:c1`` of ``x`` ``[T, N]`` into ``out`` (same shape).
+
+    Inlined into one kernel per operator, so ``mode`` and ``order`` are compile-time constants
+    and the per-element branches on them vanish.
+    """
+    T = x.shape[0]
+    n = c1 - c0
+    off = _first_finite(x, c0, c1)
+    p = np.zeros((4, n))  # prefix sums of z, z², z³, z⁴ up to day t
+    q = np.zeros((4, n))  # the same up to day t - d
+    last_bad = np.full(n, -1, dtype=np.int64)
+    last_change = np.full(n, -1, dtype=np.int64)
+    for t in range(T):
+        lagged = t >= d
+        for j in range(n):
+            v = x[t, c0 + j]
+            fin = math.isfinite(v)
+            last_bad[j] = last_bad[j] if fin else t
+            z = v - off[j] if fin else 0.0
+            changed = t > 0 and v != x[t - 1, c0 + j]
+            last_change[j] = t if changed else last_change[j]
+            z2 = z * z
+            p[0, j] += z
+            p[1, j] += z2
+            if order > 2:
+                z3 = z2 * z
+                p[2, j] += z3
+                if order > 3:
+                    p[3, j] += z3 * z
+            if lagged:
+                w = _shifted(x[t - d, c0 + j], off[j])
+                w2 = w * w
+                q[0, j] += w
+                q[1, j] += w2
+                if order > 2:
+                    w3 = w2 * w
+                    q[2, j] += w3
+                    if order > 3:
+                        q[3, j] += w3 * w
+        if t < d - 1:
+            for j in range(n):
+                out[t, c0 + j] = np.nan
+            continue
+        for j in range(n):
+            s3 = p[2, j] - q[2, j] if order > 2 else 0.0
+            s4 = p[3, j] - q[3, j] if order > 3 else 0.0
+            const = d == 1 or last_change[j] <= t - d + 1
+            v = x[t, c0 + j]
+            today = v - off[j] if math.isfinite(v) else 0.0
+            r = _finish_single(mode, d, p[0, j] - q[0, j], p[1, j] - q[1, j], s3, s4, today,
+                               const)
+            ok = last_bad[j] <= t - d and math.isfinite(r)
+            out[t, c0 + j] = r if ok else np.nan
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def ts_var(x, d, c0, c1, out):  # noqa: ANN001, ANN201, D103
+    _single(x, d, VAR, 2, c0, c1, out)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def ts_std(x, d, c0, c1, out):  # noqa: ANN001, ANN201, D103
+    _single(x, d, STD, 2, c0, c1, out)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def ts_zscore(x, d, c0, c1, out):  # noqa: ANN001, ANN201, D103
+    _single(x, d, ZSCORE, 2, c0, c1, out)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def ts_skew(x, d, c0, c1, out):  # noqa: ANN001, ANN201, D103
+    _single(x, d, SKEW, 3, c0, c1, out)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def ts_kurt(x, d, c0, c1, out):  # noqa: ANN001, ANN201, D103
+    _single(x, d, KURT, 4, c0, c1, out)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _pair(x: np.ndarray, y: np.ndarray, d: int, mode: int, c0: int, c1: int,
+          out: np.ndarray) -> None:
+    """Rolling ``Cov``/``Corr`` of columns ``c0:c1`` of ``x`` and ``y`` into ``out``."""
+    T = x.shape[0]
+    n = c1 - c0
+    offx = _first_finite(x, c0, c1)
+    offy = _first_finite(y, c0, c1)
+    p = np.zeros((5, n))  # prefix sums of zx, zy, zx², zy², zx·zy up to day t
+    q = np.zeros((5, n))  # the same up to day t - d
+    last_bad = np.full(n, -1, dtype=np.int64)
+    chg_x = np.full(n, -1, dtype=np.int64)
+    chg_y = np.full(n, -1, dtype=np.int64)
+    for t in range(T):
+        lagged = t >= d
+        for j in range(n):
+            a = x[t, c0 + j]
+            b = y[t, c0 + j]
+            fa = math.isfinite(a)
+            fb = math.isfinite(b)
+            last_bad[j] = last_bad[j] if (fa and fb) else t
+            zx = a - offx[j] if fa else 0.0
+            zy = b - offy[j] if fb else 0.0
+            cx = t > 0 and a != x[t - 1, c0 + j]
+            cy = t > 0 and b != y[t - 1, c0 + j]
+            chg_x[j] = t if cx else chg_x[j]
+            chg_y[j] = t if cy else chg_y[j]
+            p[0, j] += zx
+            p[1, j] += zy
+            p[2, j] += zx * zx
+            p[3, j] += zy * zy
+            p[4, j] += zx * zy
+            if lagged:
+                wx = _shifted(x[t - d, c0 + j], offx[j])
+                wy = _shifted(y[t - d, c0 + j], offy[j])
+                q[0, j] += wx
+                q[1, j] += wy
+                q[2, j] += wx * wx
+                q[3, j] += wy * wy
+                q[4, j] += wx * wy
+        if t < d - 1:
+            for j in range(n):
+                out[t, c0 + j] = np.nan
+            continue
+        for j in range(n):
+            sx = p[0, j] - q[0, j]
+            sy = p[1, j] - q[1, j]
+            sxy = p[4, j] - q[4, j]
+            const = d == 1 or chg_x[j] <= t - d + 1 or chg_y[j] <= t - d + 1
+            if mode == COV:
+                r = 0.0 if const else (sxy - sx * sy / d) / (d - 1)
+            else:
+                vx = (p[2, j] - q[2, j]) - sx * sx / d
+                vy = (p[3, j] - q[3, j]) - sy * sy / d
+                ok = vx > 0.0 and vy > 0.0 and not const
+                r = (sxy - sx * sy / d) / math.sqrt(vx * vy if ok else 1.0)
+                r = min(1.0, max(-1.0, r)) if ok else np.nan
+            ok = last_bad[j] <= t - d and math.isfinite(r)
+            out[t, c0 + j] = r if ok else np.nan
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def ts_cov(x, y, d, c0, c1, out):  # noqa: ANN001, ANN201, D103
+    _pair(x, y, d, COV, c0, c1, out)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def ts_corr(x, y, d, c0, c1, out):  # noqa: ANN001, ANN201, D103
+    _pair(x, y, d, CORR, c0, c1, out)

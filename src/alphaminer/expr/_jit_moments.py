@@ -95,51 +95,53 @@ def _single(x: np.ndarray, d: int, mode: int, order: int, c0: int, c1: int,
     T = x.shape[0]
     n = c1 - c0
     off = _first_finite(x, c0, c1)
-    p = np.zeros((4, n))  # prefix sums of z, z², z³, z⁴ up to day t
-    q = np.zeros((4, n))  # the same up to day t - d
+    # prefix sums of z, z², z³, z⁴ up to day t (p*) and up to day t - d (q*); separate 1-D
+    # arrays and row views keep the loops vectorisable
+    p1, p2, p3, p4 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    q1, q2, q3, q4 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     last_bad = np.full(n, -1, dtype=np.int64)
     last_change = np.full(n, -1, dtype=np.int64)
     for t in range(T):
-        lagged = t >= d
-        for j in range(n):
-            v = x[t, c0 + j]
+        xt = x[t, c0:c1]
+        xp = x[max(t - 1, 0), c0:c1]  # day 0 compares with itself: a change there never matters
+        for j in range(n):  # three simple loops per day vectorise; one fused loop does not
+            v = xt[j]
             fin = math.isfinite(v)
             last_bad[j] = last_bad[j] if fin else t
+            last_change[j] = t if v != xp[j] else last_change[j]
             z = v - off[j] if fin else 0.0
-            changed = t > 0 and v != x[t - 1, c0 + j]
-            last_change[j] = t if changed else last_change[j]
             z2 = z * z
-            p[0, j] += z
-            p[1, j] += z2
+            p1[j] += z
+            p2[j] += z2
             if order > 2:
                 z3 = z2 * z
-                p[2, j] += z3
+                p3[j] += z3
                 if order > 3:
-                    p[3, j] += z3 * z
-            if lagged:
-                w = _shifted(x[t - d, c0 + j], off[j])
+                    p4[j] += z3 * z
+        if t >= d:
+            xl = x[t - d, c0:c1]
+            for j in range(n):
+                w = _shifted(xl[j], off[j])
                 w2 = w * w
-                q[0, j] += w
-                q[1, j] += w2
+                q1[j] += w
+                q2[j] += w2
                 if order > 2:
                     w3 = w2 * w
-                    q[2, j] += w3
+                    q3[j] += w3
                     if order > 3:
-                        q[3, j] += w3 * w
+                        q4[j] += w3 * w
+        ot = out[t, c0:c1]
         if t < d - 1:
-            for j in range(n):
-                out[t, c0 + j] = np.nan
+            ot[:] = np.nan
             continue
         for j in range(n):
-            s3 = p[2, j] - q[2, j] if order > 2 else 0.0
-            s4 = p[3, j] - q[3, j] if order > 3 else 0.0
+            s3 = p3[j] - q3[j] if order > 2 else 0.0
+            s4 = p4[j] - q4[j] if order > 3 else 0.0
             const = d == 1 or last_change[j] <= t - d + 1
-            v = x[t, c0 + j]
-            today = v - off[j] if math.isfinite(v) else 0.0
-            r = _finish_single(mode, d, p[0, j] - q[0, j], p[1, j] - q[1, j], s3, s4, today,
-                               const)
+            today = _shifted(xt[j], off[j]) if mode == ZSCORE else 0.0
+            r = _finish_single(mode, d, p1[j] - q1[j], p2[j] - q2[j], s3, s4, today, const)
             ok = last_bad[j] <= t - d and math.isfinite(r)
-            out[t, c0 + j] = r if ok else np.nan
+            ot[j] = r if ok else np.nan
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -175,57 +177,60 @@ def _pair(x: np.ndarray, y: np.ndarray, d: int, mode: int, c0: int, c1: int,
     n = c1 - c0
     offx = _first_finite(x, c0, c1)
     offy = _first_finite(y, c0, c1)
-    p = np.zeros((5, n))  # prefix sums of zx, zy, zx², zy², zx·zy up to day t
-    q = np.zeros((5, n))  # the same up to day t - d
+    # prefix sums of zx, zy, zx², zy², zx·zy up to day t (p*) and up to day t - d (q*)
+    px, py, pxx, pyy, pxy = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    qx, qy, qxx, qyy, qxy = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     last_bad = np.full(n, -1, dtype=np.int64)
     chg_x = np.full(n, -1, dtype=np.int64)
     chg_y = np.full(n, -1, dtype=np.int64)
     for t in range(T):
-        lagged = t >= d
+        xt, yt = x[t, c0:c1], y[t, c0:c1]
+        tp = max(t - 1, 0)
+        xp, yp = x[tp, c0:c1], y[tp, c0:c1]
         for j in range(n):
-            a = x[t, c0 + j]
-            b = y[t, c0 + j]
+            a = xt[j]
+            b = yt[j]
             fa = math.isfinite(a)
             fb = math.isfinite(b)
             last_bad[j] = last_bad[j] if (fa and fb) else t
+            chg_x[j] = t if a != xp[j] else chg_x[j]
+            chg_y[j] = t if b != yp[j] else chg_y[j]
             zx = a - offx[j] if fa else 0.0
             zy = b - offy[j] if fb else 0.0
-            cx = t > 0 and a != x[t - 1, c0 + j]
-            cy = t > 0 and b != y[t - 1, c0 + j]
-            chg_x[j] = t if cx else chg_x[j]
-            chg_y[j] = t if cy else chg_y[j]
-            p[0, j] += zx
-            p[1, j] += zy
-            p[2, j] += zx * zx
-            p[3, j] += zy * zy
-            p[4, j] += zx * zy
-            if lagged:
-                wx = _shifted(x[t - d, c0 + j], offx[j])
-                wy = _shifted(y[t - d, c0 + j], offy[j])
-                q[0, j] += wx
-                q[1, j] += wy
-                q[2, j] += wx * wx
-                q[3, j] += wy * wy
-                q[4, j] += wx * wy
-        if t < d - 1:
+            px[j] += zx
+            py[j] += zy
+            pxx[j] += zx * zx
+            pyy[j] += zy * zy
+            pxy[j] += zx * zy
+        if t >= d:
+            xl, yl = x[t - d, c0:c1], y[t - d, c0:c1]
             for j in range(n):
-                out[t, c0 + j] = np.nan
+                wx = _shifted(xl[j], offx[j])
+                wy = _shifted(yl[j], offy[j])
+                qx[j] += wx
+                qy[j] += wy
+                qxx[j] += wx * wx
+                qyy[j] += wy * wy
+                qxy[j] += wx * wy
+        ot = out[t, c0:c1]
+        if t < d - 1:
+            ot[:] = np.nan
             continue
         for j in range(n):
-            sx = p[0, j] - q[0, j]
-            sy = p[1, j] - q[1, j]
-            sxy = p[4, j] - q[4, j]
+            sx = px[j] - qx[j]
+            sy = py[j] - qy[j]
+            sxy = pxy[j] - qxy[j]
             const = d == 1 or chg_x[j] <= t - d + 1 or chg_y[j] <= t - d + 1
             if mode == COV:
                 r = 0.0 if const else (sxy - sx * sy / d) / (d - 1)
             else:
-                vx = (p[2, j] - q[2, j]) - sx * sx / d
-                vy = (p[3, j] - q[3, j]) - sy * sy / d
+                vx = (pxx[j] - qxx[j]) - sx * sx / d
+                vy = (pyy[j] - qyy[j]) - sy * sy / d
                 ok = vx > 0.0 and vy > 0.0 and not const
                 r = (sxy - sx * sy / d) / math.sqrt(vx * vy if ok else 1.0)
                 r = min(1.0, max(-1.0, r)) if ok else np.nan
             ok = last_bad[j] <= t - d and math.isfinite(r)
-            out[t, c0 + j] = r if ok else np.nan
+            ot[j] = r if ok else np.nan
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")

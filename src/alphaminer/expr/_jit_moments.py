@@ -62,9 +62,10 @@ def _finish_single(mode: int, d: int, s1: float, s2: float, s3: float, s4: float
         ok = var > 0.0 and not const
         return (today - s1 / d) / math.sqrt(var if ok else 1.0) if ok else np.nan
     n = float(d)
-    mean = s1 / n
-    r2 = s2 / n
-    r3 = s3 / n
+    inv_n = 1.0 / n
+    mean = s1 * inv_n
+    r2 = s2 * inv_n
+    r3 = s3 * inv_n
     m2 = r2 - mean * mean
     ok = m2 > 0.0 and not const
     m2s = m2 if ok else 1.0
@@ -72,10 +73,11 @@ def _finish_single(mode: int, d: int, s1: float, s2: float, s3: float, s4: float
         m3 = r3 - 3 * mean * r2 + 2 * (mean * mean * mean)
         g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / (m2s * math.sqrt(m2s))
         return g if ok else np.nan
-    r4 = s4 / n
+    r4 = s4 * inv_n
     mean2 = mean * mean
     m4 = r4 - 4 * mean * r3 + 6 * mean2 * r2 - 3 * (mean2 * mean2)
-    k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
+    k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) * (
+        1.0 / ((n - 2.0) * (n - 3.0)))
     return k if ok else np.nan
 
 

@@ -615,14 +615,15 @@ def ts_corr(x: torch.Tensor, y: torch.Tensor, d: int) -> torch.Tensor:
 
 def _central_moments(b: _Block, order: int) -> tuple[torch.Tensor, ...]:
     sums = b.sums(*[(0,) * k for k in range(1, order + 1)])
-    n = float(b.d)
-    mean = sums[0] / n
-    raw = [s / n for s in sums]
+    inv_n = 1.0 / b.d  # multiply, not divide: the fused CPU kernels do the same arithmetic
+    raw = [s * inv_n for s in sums]
+    mean = raw[0]
     m2 = raw[1] - mean * mean
-    m3 = raw[2] - 3 * mean * raw[1] + 2 * mean ** 3
+    m3 = raw[2] - 3 * mean * raw[1] + 2 * (mean * mean * mean)
     if order == 3:
         return m2, m3
-    m4 = raw[3] - 4 * mean * raw[2] + 6 * mean * mean * raw[1] - 3 * mean ** 4
+    mean2 = mean * mean
+    m4 = raw[3] - 4 * mean * raw[2] + 6 * mean2 * raw[1] - 3 * (mean2 * mean2)
     return m2, m3, m4
 
 
@@ -634,7 +635,7 @@ def ts_skew(x: torch.Tensor, d: int) -> torch.Tensor:
         ok = (m2 > 0) & ~b.constant(0)
         m2s = torch.where(ok, m2, torch.ones_like(m2))
         n = float(b.d)
-        g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / m2s.pow(1.5)
+        g = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / (m2s * torch.sqrt(m2s))
         return torch.where(ok, g, _NAN)
 
     return _moment_kernel((x,), d, 3, finish, MOMENT_BLOCK_ELEMS // 2, op="skew")
@@ -648,7 +649,8 @@ def ts_kurt(x: torch.Tensor, d: int) -> torch.Tensor:
         ok = (m2 > 0) & ~b.constant(0)
         m2s = torch.where(ok, m2, torch.ones_like(m2))
         n = float(b.d)
-        k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
+        k = ((n * n - 1.0) * m4 / (m2s * m2s) - 3.0 * (n - 1.0) ** 2) * (
+            1.0 / ((n - 2.0) * (n - 3.0)))
         return torch.where(ok, k, _NAN)
 
     return _moment_kernel((x,), d, 4, finish, MOMENT_BLOCK_ELEMS // 2, op="kurt")  # 4 power sums

@@ -281,7 +281,7 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=2600)
     ap.add_argument("--S", type=int, default=800)
     ap.add_argument("--window", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--pandas-repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mem-op", default=None, help=argparse.SUPPRESS)
@@ -327,7 +327,7 @@ def main() -> None:
             ref = lambda op=op: ref_kernel(op, x, w)  # noqa: E731
         t_ours = timeit(ours, R)
         mem = memory_in_subprocess(op, T, S, w, args.threads)
-        t_ref = timeit(ref, max(1, R // 2)) if ref is not None else float("nan")
+        t_ref = timeit(ref, min(3, R)) if ref is not None else float("nan")
         t_pd = {k: timeit(pandas_call(op, f, w), args.pandas_repeats)
                 if op in pandas_ops else float("nan") for k, f in frames.items()}
         a, b = t_pd["date-major"], t_pd["by-instrument"]
@@ -345,7 +345,7 @@ def main() -> None:
                 ev.evaluate(f)
         return go
 
-    t_ours = timeit(run(Evaluator), max(1, R // 2))
+    t_ours = timeit(run(Evaluator), min(5, R))
     t_ref = timeit(run(UnfoldEvaluator), 1)
     ev_a, ev_b = Evaluator(panel), UnfoldEvaluator(panel)
     worst = 0.0

@@ -6,12 +6,12 @@ metric can look ahead. Factors are ``[T, S]`` or batched ``[K, T, S]``; the targ
 A cell counts when it is finite on BOTH sides (``±inf`` counts as missing); a day with fewer than
 ``min_stocks`` such pairs, or with no variation on either side, gives NaN.
 
-Speed: one vectorised pass per block of factors (blocks bounded by :data:`CHUNK_ELEMS`), data
-shifted by its daily mean before products so float32 elementwise work plus cascade sums stays
-accurate (per-day moments are then combined in float64). RankIC sorts the target once per call;
-each factor-day is re-ranked against it within the pair-valid subset by a running count, and the
-factor is sorted once carrying those target ranks (:func:`daily_rank_ic`), in cache-sized blocks
-spread over torch's CPU threads.
+Speed: one vectorised pass per cache-sized block of factor-days (:data:`CHUNK_ELEMS`), blocks
+spread over torch's CPU threads. Pearson shifts the data by its daily mean before products, so
+float32 elementwise work plus cascade sums stays accurate (per-day moments are combined in
+float64). RankIC sorts the target once per call; each factor-day is re-ranked against it within
+the pair-valid subset by a running count, and the factor is sorted once carrying those target
+ranks (:func:`daily_rank_ic`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ from tqdm.auto import tqdm
 
 from alphaminer.expr.kernels import finite_f32, sort_rows_with_payload
 
-#: Upper bound on the elements of one ``[k, T, S]`` block processed at once.
-CHUNK_ELEMS = 1 << 24
-#: Elements of one ``[k, days, S]`` block of :func:`daily_rank_ic`: small enough that its int64
-#: sort keys and temporaries stay in cache.
-RANK_CHUNK_ELEMS = 1 << 19
+#: Elements of one ``[factors, days, S]`` block of :func:`daily_ic` / :func:`daily_rank_ic`:
+#: small enough that the block's temporaries (int64 sort keys included) stay in cache.
+CHUNK_ELEMS = 1 << 19
 
 _NAN = float("nan")
 # A day whose sum of squared deviations is below ``n * (REL_EPS * |mean|)^2`` is treated as
@@ -97,11 +95,6 @@ def _work_dtype(*xs: torch.Tensor) -> torch.dtype:
     return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
 
 
-def _chunks(K: int, T: int, S: int, chunk_elems: int) -> range:
-    step = max(1, chunk_elems // max(1, T * S))
-    return range(0, K, step)
-
-
 # ----------------------------------------------------------------------------- core kernel
 def _masked_pearson(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor,
                     min_stocks: int) -> torch.Tensor:
@@ -158,19 +151,38 @@ def daily_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,
 
     Per day, the correlation across the stocks finite in both the factor and the target; fewer
     than ``min_stocks`` pairs or a constant side → NaN. Returns float64 on the factors' device.
+    Blocks of ``[factors, days, S]`` below ``chunk_elems`` elements run on torch's CPU threads.
     """
     f, y, squeeze = _check(factors, target, min_stocks)
     K, T, S = f.shape
     dt = _work_dtype(f, y)
     y = y.to(dt)
     yv = torch.isfinite(y)
-    out = []
-    for i in _chunks(K, T, S, chunk_elems):
-        fc = f[i:i + max(1, chunk_elems // max(1, T * S))].to(dt)
-        valid = torch.isfinite(fc) & yv
-        out.append(_masked_pearson(fc, y.expand_as(fc), valid, min_stocks))
-    res = torch.cat(out, dim=0) if out else torch.empty(0, T, dtype=torch.float64)
-    return res[0] if squeeze else res
+    out = torch.full((K, T), _NAN, dtype=torch.float64, device=f.device)
+    blocks = _blocks(K, T, S, chunk_elems)
+
+    def run(b: tuple[int, int, int, int]) -> None:
+        k0, k1, t0, t1 = b
+        fc = f[k0:k1, t0:t1].to(dt)
+        valid = torch.isfinite(fc) & yv[t0:t1]
+        out[k0:k1, t0:t1] = _masked_pearson(fc, y[t0:t1].expand_as(fc), valid, min_stocks)
+
+    _run_blocks(run, blocks, f.device)
+    return out[0] if squeeze else out
+
+
+def _blocks(K: int, T: int, S: int, chunk_elems: int) -> list[tuple[int, int, int, int]]:
+    """``(k0, k1, t0, t1)`` blocks of ``[factors, days, S]`` with at most ``chunk_elems`` elements
+    (whole factors when one fits, else day ranges of one factor)."""
+    if K == 0 or T == 0 or S == 0:
+        return []
+    per_factor = T * S
+    if chunk_elems >= per_factor:
+        k_step, t_step = max(1, chunk_elems // per_factor), T
+    else:
+        k_step, t_step = 1, max(1, chunk_elems // S)
+    return [(k0, min(K, k0 + k_step), t0, min(T, t0 + t_step))
+            for k0 in range(0, K, k_step) for t0 in range(0, T, t_step)]
 
 
 class _TargetRanks:
@@ -310,7 +322,7 @@ def _run_blocks(fn, blocks: list, device: torch.device) -> None:  # noqa: ANN001
 
 
 def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,
-                  chunk_elems: int = RANK_CHUNK_ELEMS) -> torch.Tensor:
+                  chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
     """Daily RankIC (Spearman): Pearson of average ranks among each day's pair-valid stocks.
 
     Both the factor and the target are ranked only among the stocks valid on both sides that day
@@ -325,15 +337,7 @@ def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int =
     dt = _work_dtype(f, y)
     tr = _TargetRanks(y.to(dt))
     out = torch.full((K, T), _NAN, dtype=torch.float64, device=f.device)
-    if T == 0 or S == 0 or K == 0:
-        return out[0] if squeeze else out
-    per_factor = T * S
-    if chunk_elems >= per_factor:  # whole factors per block
-        k_step, t_step = max(1, chunk_elems // per_factor), T
-    else:
-        k_step, t_step = 1, max(1, chunk_elems // S)
-    blocks = [(k0, min(K, k0 + k_step), t0, min(T, t0 + t_step))
-              for k0 in range(0, K, k_step) for t0 in range(0, T, t_step)]
+    blocks = _blocks(K, T, S, chunk_elems)
     threads = 1 if _block_threads(f.device, len(blocks)) > 1 else None
 
     def run(b: tuple[int, int, int, int]) -> None:

@@ -100,6 +100,31 @@ def test_daily_rank_ic_fast_and_tie_paths_match_scipy():
     np.testing.assert_allclose(got64, ref, atol=1e-9, rtol=0)
 
 
+def test_concurrent_calls_agree_and_keep_torch_thread_count():
+    import threading
+
+    f, y = _data(K=4, T=60, S=50, seed=4)
+    ft, yt = torch.tensor(f), torch.tensor(y)
+    want_ic, want_ric = daily_ic(ft, yt), daily_rank_ic(ft, yt)
+    before = torch.get_num_threads()
+    ok = []
+
+    def work() -> None:
+        for _ in range(4):
+            a = daily_ic(ft, yt, chunk_elems=500)
+            b = daily_rank_ic(ft, yt, chunk_elems=500)
+            ok.append(torch.allclose(a, want_ic, equal_nan=True, atol=1e-12)
+                      and torch.equal(b.nan_to_num(9.0), want_ric.nan_to_num(9.0)))
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert ok == [True] * 12
+    assert torch.get_num_threads() == before
+
+
 def test_float64_inputs_and_chunking_agree():
     f, y = _data(K=5, seed=2)
     a = daily_ic(torch.tensor(f, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))

@@ -17,6 +17,7 @@ ranks (:func:`daily_rank_ic`).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -300,25 +301,36 @@ def _block_threads(device: torch.device, n_blocks: int) -> int:
     return max(1, min(torch.get_num_threads(), n_blocks))
 
 
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"active": 0, "saved": 1}
+
+
 def _run_blocks(fn, blocks: list, device: torch.device) -> None:  # noqa: ANN001
     """Call ``fn(block)`` for every block; on CPU spread over torch's thread count.
 
-    While the workers run, torch's intra-op thread count is 1 (restored afterwards) so that the
-    workers, each running single-threaded ops, do not oversubscribe the cores.
+    While workers run, torch's intra-op thread count is 1 so that the workers, each running
+    single-threaded ops, do not oversubscribe the cores. The first concurrent caller saves the
+    count and the last one restores it, so calls from several threads at once leave it intact.
     """
     n = _block_threads(device, len(blocks))
     if n == 1:
         for b in blocks:
             fn(b)
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with _THREADS_LOCK:
+        if _THREADS_STATE["active"] == 0:
+            _THREADS_STATE["saved"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS_STATE["active"] += 1
     try:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="rank_ic") as pool:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="metrics") as pool:
             for _ in pool.map(fn, blocks):
                 pass
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _THREADS_STATE["active"] -= 1
+            if _THREADS_STATE["active"] == 0:
+                torch.set_num_threads(_THREADS_STATE["saved"])
 
 
 def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,

@@ -101,8 +101,8 @@ def _single(x: np.ndarray, d: int, mode: int, order: int, c0: int, c1: int,
     # arrays and row views keep the loops vectorisable
     p1, p2, p3, p4 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     q1, q2, q3, q4 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    last_bad = np.full(n, -1, dtype=np.int64)
-    last_change = np.full(n, -1, dtype=np.int64)
+    last_bad = np.full(n, -1, dtype=np.int32)
+    last_change = np.full(n, -1, dtype=np.int32)
     for t in range(T):
         xt = x[t, c0:c1]
         xp = x[max(t - 1, 0), c0:c1]  # day 0 compares with itself: a change there never matters
@@ -182,9 +182,9 @@ def _pair(x: np.ndarray, y: np.ndarray, d: int, mode: int, c0: int, c1: int,
     # prefix sums of zx, zy, zx², zy², zx·zy up to day t (p*) and up to day t - d (q*)
     px, py, pxx, pyy, pxy = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     qx, qy, qxx, qyy, qxy = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    last_bad = np.full(n, -1, dtype=np.int64)
-    chg_x = np.full(n, -1, dtype=np.int64)
-    chg_y = np.full(n, -1, dtype=np.int64)
+    last_bad = np.full(n, -1, dtype=np.int32)
+    chg_x = np.full(n, -1, dtype=np.int32)
+    chg_y = np.full(n, -1, dtype=np.int32)
     for t in range(T):
         xt, yt = x[t, c0:c1], y[t, c0:c1]
         tp = max(t - 1, 0)

@@ -8,6 +8,9 @@ float32 and float64, 3-D inputs, one or several threads.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +101,25 @@ def test_fused_path_is_used_on_cpu_and_torch_path_under_autograd(monkeypatch) ->
     kernels.ts_std(x, 5)
     kernels.ts_std(x.clone().requires_grad_(True), 5)
     assert calls == [True, False]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_kernel_pool_works_in_a_forked_child() -> None:
+    """A forked child (Kedro's ParallelRunner on Linux) must not reuse the parent's pool, whose
+    threads it does not have: the fused kernels would wait for them for ever."""
+    x, _ = _inputs(torch.float32, T=60, S=200)
+    want = float(kernels.ts_std(x, 10).nan_to_num().numpy().sum())  # pool created here
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child(q) -> None:  # noqa: ANN001
+        q.put(float(kernels.ts_std(x, 10).nan_to_num().numpy().sum()))
+
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    proc.join(60)
+    if proc.is_alive():
+        proc.kill()
+        pytest.fail("the kernel hung in a forked child")
+    assert proc.exitcode == 0
+    assert queue.get(timeout=5) == want

@@ -64,6 +64,12 @@ def _cpu_pool() -> ThreadPoolExecutor:
                               thread_name_prefix="alphaminer_kernels")
 
 
+# A forked child (e.g. Kedro's ParallelRunner) inherits the pool object but not its threads; work
+# submitted there would never run. The child starts a fresh pool instead.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_cpu_pool.cache_clear)
+
+
 # ----------------------------------------------------------------------------- cross-section
 def _sort_rows_inplace(a: np.ndarray, threads: int | None = None) -> None:
     """Sort each row of a C-contiguous int64 array in place, split over (at most two) threads.

@@ -13,7 +13,8 @@ that nothing but the input and the output touches memory:
   with no day-to-day change is constant (index of the last change), both exact.
 
 Work is split by column ranges over threads (the kernels release the GIL). Compiled by numba on
-first use and cached on disk.
+first use and cached on disk. ``error_model="numpy"``: a float division by zero gives inf/NaN
+instead of raising, as in torch, and without the per-element check the loops vectorise.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from alphaminer.expr.kernels import finite_f32, sort_rows_with_payload
+from alphaminer.expr.kernels import finite_f32, sort_rows_with_payload, tie_groups
 
 #: Elements of one ``[factors, days, S]`` block of :func:`daily_ic` / :func:`daily_rank_ic`:
 #: small enough that the block's temporaries (int64 sort keys included) stay in cache.
@@ -197,7 +197,6 @@ class _TargetRanks:
     """
 
     def __init__(self, y: torch.Tensor) -> None:
-        T, S = y.shape
         yv = torch.isfinite(y)
         ys, self.order = torch.sort(torch.where(yv, y, torch.full_like(y, math.inf)), dim=-1)
         self.valid = torch.gather(yv, 1, self.order)
@@ -205,17 +204,10 @@ class _TargetRanks:
         self.day_has_ties = tied.any(dim=1)
         self.prev = self.end = self.no_prev = None
         if bool(self.day_has_ties.any()):
-            pos = torch.arange(S, device=y.device, dtype=torch.int64).expand(T, S)
-            true_col = torch.ones(T, 1, dtype=torch.bool, device=y.device)
-            differ = ys[:, 1:] != ys[:, :-1]
-            is_start = torch.cat([true_col, differ], dim=1)
-            is_end = torch.cat([differ, true_col], dim=1)
-            start = torch.cummax(torch.where(is_start, pos, torch.zeros_like(pos)), dim=1).values
-            self.end = torch.cummin(
-                torch.where(is_end, pos, torch.full_like(pos, S - 1)).flip(1), dim=1
-            ).values.flip(1)
+            start, end = tie_groups(ys)
+            self.end = end.long()
             self.no_prev = start == 0
-            self.prev = (start - 1).clamp(min=0)
+            self.prev = (start - 1).clamp(min=0).long()
 
     def doubled_ranks(self, valid: torch.Tensor, t0: int, t1: int
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -273,10 +265,8 @@ def _rank_ic_block(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stoc
         rows = f_tied.view(-1).nonzero().squeeze(1)
         k = keys.reshape(-1, S).index_select(0, rows)
         p = pay.view(-1, S).index_select(0, rows)
-        # average sorted position of each tie group: (first + last) / 2, 1-based
-        first = torch.searchsorted(k, k, side="left")
-        after = torch.searchsorted(k, k, side="right")
-        avg = (first + after).double() * 0.5 + 0.5
+        start, end = tie_groups(k)  # average 1-based position of each tie group
+        avg = (start + end).double() * 0.5 + 1.0
         avg = avg.masked_fill_(k == invalid_key, 0.0)
         num.view(-1).index_copy_(0, rows, (avg * p).sum(dim=-1) * 0.5)
         sum_rf2.view(-1).index_copy_(0, rows, (avg * avg).sum(dim=-1))

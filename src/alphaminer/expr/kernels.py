@@ -146,6 +146,29 @@ def _sorted_keys_cpu(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return keys, idx.to(torch.int64), keys == INVALID_KEY
 
 
+def tie_groups(keys: torch.Tensor, differ: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last position of each entry's tie group in row-sorted ``keys`` ``[R, S]``.
+
+    A position starts a group when its key differs from the previous one; the bounds come from
+    a cumulative max/min of group boundaries (int32, vectorised). The average 1-based rank of a
+    position is ``(start + end) / 2 + 1``. ``differ`` (``keys[:, 1:] != keys[:, :-1]``) may be
+    passed when already computed.
+    """
+    R, S = keys.shape
+    if differ is None:
+        differ = keys[:, 1:] != keys[:, :-1]
+    pos = torch.arange(S, device=keys.device, dtype=torch.int32).expand(R, S)
+    true_col = torch.ones(R, 1, dtype=torch.bool, device=keys.device)
+    is_start = torch.cat([true_col, differ], dim=1)
+    is_end = torch.cat([differ, true_col], dim=1)
+    zero = torch.zeros((), dtype=torch.int32, device=keys.device)
+    last = torch.full((), S - 1, dtype=torch.int32, device=keys.device)
+    start = torch.cummax(torch.where(is_start, pos, zero), dim=1).values
+    end = torch.cummin(torch.where(is_end, pos, last).flip(1), dim=1).values.flip(1)
+    return start, end
+
+
 def _cs_rank_rows(x: torch.Tensor) -> torch.Tensor:
     """Average ranks / valid count for a 2-D ``[R, S]`` block (see :func:`cs_rank`)."""
     R, S = x.shape
@@ -156,19 +179,11 @@ def _cs_rank_rows(x: torch.Tensor) -> torch.Tensor:
         nan_sorted = torch.isnan(keys)
     dt = x.dtype
     n_valid = (~nan_sorted).sum(dim=-1, keepdim=True).to(dt)
-    pos = torch.arange(S, device=x.device, dtype=torch.int32).expand(R, S)
-    # tie groups: a position starts a group when its value differs from the previous one
     differ = keys[:, 1:] != keys[:, :-1]
     if bool(differ.all()):
-        rank = (pos + 1).to(dt)
+        rank = torch.arange(1, S + 1, device=x.device, dtype=dt).expand(R, S)
     else:
-        true_col = torch.ones(R, 1, dtype=torch.bool, device=x.device)
-        is_start = torch.cat([true_col, differ], dim=1)
-        is_end = torch.cat([differ, true_col], dim=1)
-        zero = torch.zeros((), dtype=torch.int32, device=x.device)
-        last = torch.full((), S - 1, dtype=torch.int32, device=x.device)
-        start = torch.cummax(torch.where(is_start, pos, zero), dim=1).values
-        end = torch.cummin(torch.where(is_end, pos, last).flip(1), dim=1).values.flip(1)
+        start, end = tie_groups(keys, differ)
         rank = (start + end).to(dt) * 0.5 + 1.0
     pct = torch.where(nan_sorted, _NAN, rank / n_valid)
     return torch.empty_like(pct).scatter(1, idx, pct)

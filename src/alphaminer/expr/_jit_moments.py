@@ -1,14 +1,16 @@
 """Fused CPU kernels for the rolling moments (``Var Std Cov Corr Skew Kurt TsZScore``).
 
-Same arithmetic as the torch prefix-sum kernels in :mod:`alphaminer.expr.kernels` (which remain
-the implementation on other devices and under autograd), fused into one pass over the data so
-that nothing but the input and the output touches memory:
+Same arithmetic as the torch kernels in :mod:`alphaminer.expr.kernels` (which remain the
+implementation on other devices and under autograd), fused so that nothing but the input, the
+output and one small per-block buffer touches memory:
 
-- each column is shifted by its first finite value (a causal offset), non-finite entries count 0;
-- float64 prefix sums ``P_t`` of the shifted values and their products are kept per column, and a
-  second accumulator replays the same additions ``d`` days behind, so a window sum is
-  ``P_t - P_{t-d}`` with both terms bit-identical to the torch kernels' prefix sums (and no
-  ``[d, N]`` history is stored);
+- time is cut into blocks of ``d`` days; every window ending in block ``k`` contains the block's
+  first day, whose value ``a_k`` is the anchor (non-finite entries count 0);
+- a window's float64 power sums of ``x - a_k`` are a running prefix sum over block ``k`` plus a
+  suffix sum over block ``k - 1`` (computed backwards, relative to ``a_k``, into the buffer), in the
+  same order of additions as the torch kernels' ``cumsum`` — so float32 results are identical, and
+  no long-history prefix sums are ever differenced (no catastrophic cancellation, and a window's
+  value does not depend on where the panel starts);
 - a window containing a non-finite value is NaN (index of the last non-finite entry), and a window
   with no day-to-day change is constant (index of the last change), both exact.
 
@@ -25,26 +27,6 @@ import numba
 import numpy as np
 
 VAR, STD, ZSCORE, SKEW, KURT, COV, CORR = range(7)
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
-def _first_finite(x: np.ndarray, c0: int, c1: int) -> np.ndarray:
-    """Per column of ``x[:, c0:c1]``: its first finite value (0 if none), as float64."""
-    T = x.shape[0]
-    n = c1 - c0
-    off = np.zeros(n)
-    found = np.zeros(n, dtype=np.bool_)
-    left = n
-    for t in range(T):
-        if left == 0:
-            break
-        for j in range(n):
-            v = x[t, c0 + j]
-            if not found[j] and math.isfinite(v):
-                off[j] = v
-                found[j] = True
-                left -= 1
-    return off
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
@@ -88,83 +70,96 @@ def _shifted(v: float, off: float) -> float:
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _anchor(x: np.ndarray, s: int, c0: int, c1: int, out: np.ndarray) -> None:
+    """``out[j]`` = ``x[s, c0 + j]`` where finite, else 0 (the block's anchor)."""
+    xs = x[s, c0:c1]
+    for j in range(c1 - c0):
+        v = xs[j]
+        out[j] = v if math.isfinite(v) else 0.0
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _single(x: np.ndarray, d: int, mode: int, order: int, c0: int, c1: int,
             out: np.ndarray) -> None:
     """Rolling ``mode`` of columns ``c0:c1`` of ``x`` ``[T, N]`` into ``out`` (same shape).
 
     Inlined into one kernel per operator, so ``mode`` and ``order`` are compile-time constants
-    and the per-element branches on them vanish. After the warm-up days, one fused loop per day
-    updates both accumulators and finishes the value; it vectorises because the state lives in
-    1-D arrays and rows are 1-D views (2-D state or ``c0 + j`` indexing stopped LLVM vectorising,
-    2-3x slower). The pair kernel below keeps three loops per day, which measured faster there.
+    and the per-element branches on them vanish. Per block: one backward loop fills the suffix
+    sums ``r*[m]`` of the previous block (relative to this block's anchor, ``r*[d] = 0``), then one
+    fused loop per day updates the prefix sums and finishes the value. State lives in 1-D arrays
+    and rows are 1-D views, which keeps the loops vectorisable (2-D state or ``c0 + j`` indexing
+    stopped LLVM vectorising, 2-3x slower).
     """
     T = x.shape[0]
     n = c1 - c0
-    off = _first_finite(x, c0, c1)
-    # prefix sums of z, z², z³, z⁴ up to day t (p*) and up to day t - d (q*); separate 1-D
-    # arrays and row views keep the loops vectorisable
+    anchor = np.zeros(n)
     p1, p2, p3, p4 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    q1, q2, q3, q4 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    depth3 = d + 1 if order > 2 else 1
+    depth4 = d + 1 if order > 3 else 1
+    r1, r2 = np.zeros((d + 1, n)), np.zeros((d + 1, n))
+    r3, r4 = np.zeros((depth3, n)), np.zeros((depth4, n))
     last_bad = np.full(n, -1, dtype=np.int32)
     last_change = np.full(n, -1, dtype=np.int32)
-    for t in range(min(d - 1, T)):  # warm-up days: accumulate only
-        xt = x[t, c0:c1]
-        xp = x[max(t - 1, 0), c0:c1]  # day 0 compares with itself: a change there never matters
-        for j in range(n):
-            v = xt[j]
-            fin = math.isfinite(v)
-            last_bad[j] = last_bad[j] if fin else t
-            last_change[j] = t if v != xp[j] else last_change[j]
-            z = v - off[j] if fin else 0.0
-            z2 = z * z
-            p1[j] += z
-            p2[j] += z2
-            if order > 2:
-                z3 = z2 * z
-                p3[j] += z3
-                if order > 3:
-                    p4[j] += z3 * z
-        out[t, c0:c1] = np.nan
-    for t in range(d - 1, T):  # one fused, branch-free loop per day: accumulate, lag, finish
-        xt = x[t, c0:c1]
-        xp = x[max(t - 1, 0), c0:c1]
-        xl = x[max(t - d, 0), c0:c1]
-        lag = 1.0 if t >= d else 0.0  # day d-1: P_{-1} = 0, nothing leaves the window yet
-        ot = out[t, c0:c1]
-        for j in range(n):
-            v = xt[j]
-            fin = math.isfinite(v)
-            lb = last_bad[j] if fin else t
-            last_bad[j] = lb
-            lc = t if v != xp[j] else last_change[j]
-            last_change[j] = lc
-            z = v - off[j] if fin else 0.0
-            w = _shifted(xl[j], off[j]) * lag
-            z2 = z * z
-            w2 = w * w
-            a1 = p1[j] + z
-            a2 = p2[j] + z2
-            b1 = q1[j] + w
-            b2 = q2[j] + w2
-            p1[j], p2[j], q1[j], q2[j] = a1, a2, b1, b2
-            s3 = 0.0
-            s4 = 0.0
-            if order > 2:
-                z3 = z2 * z
-                w3 = w2 * w
-                a3 = p3[j] + z3
-                b3 = q3[j] + w3
-                p3[j], q3[j] = a3, b3
-                s3 = a3 - b3
-                if order > 3:
-                    a4 = p4[j] + z3 * z
-                    b4 = q4[j] + w3 * w
-                    p4[j], q4[j] = a4, b4
-                    s4 = a4 - b4
-            const = d == 1 or lc <= t - d + 1
-            r = _finish_single(mode, d, a1 - b1, a2 - b2, s3, s4, z, const)
-            ok = lb <= t - d and math.isfinite(r)
-            ot[j] = r if ok else np.nan
+    for s in range(0, T, d):
+        _anchor(x, s, c0, c1, anchor)
+        if s > 0:  # suffix sums of block k-1 relative to a_k (block 0 has no predecessor: zeros)
+            for m in range(d - 1, -1, -1):
+                xm = x[s - d + m, c0:c1]
+                n1, o1, n2, o2 = r1[m], r1[m + 1], r2[m], r2[m + 1]
+                m3 = m if order > 2 else 0
+                m4 = m if order > 3 else 0
+                n3, o3 = r3[m3], r3[m3 + 1 if order > 2 else 0]
+                n4, o4 = r4[m4], r4[m4 + 1 if order > 3 else 0]
+                for j in range(n):
+                    w = _shifted(xm[j], anchor[j])
+                    w2 = w * w
+                    n1[j] = o1[j] + w
+                    n2[j] = o2[j] + w2
+                    if order > 2:
+                        w3 = w2 * w
+                        n3[j] = o3[j] + w3
+                        if order > 3:
+                            n4[j] = o4[j] + w3 * w
+        p1[:] = 0.0
+        p2[:] = 0.0
+        p3[:] = 0.0
+        p4[:] = 0.0
+        for t in range(s, min(s + d, T)):
+            i = t - s
+            xt = x[t, c0:c1]
+            xp = x[max(t - 1, 0), c0:c1]  # day 0 compares with itself: never matters
+            ot = out[t, c0:c1]
+            q1, q2 = r1[i + 1], r2[i + 1]
+            q3 = r3[i + 1] if order > 2 else r3[0]
+            q4 = r4[i + 1] if order > 3 else r4[0]
+            full = t >= d - 1
+            for j in range(n):
+                v = xt[j]
+                fin = math.isfinite(v)
+                lb = last_bad[j] if fin else t
+                last_bad[j] = lb
+                lc = t if v != xp[j] else last_change[j]
+                last_change[j] = lc
+                z = v - anchor[j] if fin else 0.0
+                z2 = z * z
+                a1 = p1[j] + z
+                a2 = p2[j] + z2
+                p1[j], p2[j] = a1, a2
+                s3 = 0.0
+                s4 = 0.0
+                if order > 2:
+                    z3 = z2 * z
+                    a3 = p3[j] + z3
+                    p3[j] = a3
+                    s3 = a3 + q3[j]
+                    if order > 3:
+                        a4 = p4[j] + z3 * z
+                        p4[j] = a4
+                        s4 = a4 + q4[j]
+                const = d == 1 or lc <= t - d + 1
+                r = _finish_single(mode, d, a1 + q1[j], a2 + q2[j], s3, s4, z, const)
+                ok = full and lb <= t - d and math.isfinite(r)
+                ot[j] = r if ok else np.nan
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -198,62 +193,73 @@ def _pair(x: np.ndarray, y: np.ndarray, d: int, mode: int, c0: int, c1: int,
     """Rolling ``Cov``/``Corr`` of columns ``c0:c1`` of ``x`` and ``y`` into ``out``."""
     T = x.shape[0]
     n = c1 - c0
-    offx = _first_finite(x, c0, c1)
-    offy = _first_finite(y, c0, c1)
-    # prefix sums of zx, zy, zx², zy², zx·zy up to day t (p*) and up to day t - d (q*)
+    ax, ay = np.zeros(n), np.zeros(n)
+    # prefix sums of zx, zy, zx², zy², zx·zy within the block; suffix sums of the previous block
     px, py, pxx, pyy, pxy = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    qx, qy, qxx, qyy, qxy = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    rx, ry = np.zeros((d + 1, n)), np.zeros((d + 1, n))
+    rxx, ryy, rxy = np.zeros((d + 1, n)), np.zeros((d + 1, n)), np.zeros((d + 1, n))
     last_bad = np.full(n, -1, dtype=np.int32)
     chg_x = np.full(n, -1, dtype=np.int32)
     chg_y = np.full(n, -1, dtype=np.int32)
-    for t in range(T):
-        xt, yt = x[t, c0:c1], y[t, c0:c1]
-        tp = max(t - 1, 0)
-        xp, yp = x[tp, c0:c1], y[tp, c0:c1]
-        for j in range(n):
-            a = xt[j]
-            b = yt[j]
-            fa = math.isfinite(a)
-            fb = math.isfinite(b)
-            last_bad[j] = last_bad[j] if (fa and fb) else t
-            chg_x[j] = t if a != xp[j] else chg_x[j]
-            chg_y[j] = t if b != yp[j] else chg_y[j]
-            zx = a - offx[j] if fa else 0.0
-            zy = b - offy[j] if fb else 0.0
-            px[j] += zx
-            py[j] += zy
-            pxx[j] += zx * zx
-            pyy[j] += zy * zy
-            pxy[j] += zx * zy
-        if t >= d:
-            xl, yl = x[t - d, c0:c1], y[t - d, c0:c1]
+    for s in range(0, T, d):
+        _anchor(x, s, c0, c1, ax)
+        _anchor(y, s, c0, c1, ay)
+        if s > 0:
+            for m in range(d - 1, -1, -1):
+                xm, ym = x[s - d + m, c0:c1], y[s - d + m, c0:c1]
+                for j in range(n):
+                    wx = _shifted(xm[j], ax[j])
+                    wy = _shifted(ym[j], ay[j])
+                    rx[m, j] = rx[m + 1, j] + wx
+                    ry[m, j] = ry[m + 1, j] + wy
+                    rxx[m, j] = rxx[m + 1, j] + wx * wx
+                    ryy[m, j] = ryy[m + 1, j] + wy * wy
+                    rxy[m, j] = rxy[m + 1, j] + wx * wy
+        px[:] = 0.0
+        py[:] = 0.0
+        pxx[:] = 0.0
+        pyy[:] = 0.0
+        pxy[:] = 0.0
+        for t in range(s, min(s + d, T)):
+            i = t - s
+            xt, yt = x[t, c0:c1], y[t, c0:c1]
+            tp = max(t - 1, 0)
+            xp, yp = x[tp, c0:c1], y[tp, c0:c1]
             for j in range(n):
-                wx = _shifted(xl[j], offx[j])
-                wy = _shifted(yl[j], offy[j])
-                qx[j] += wx
-                qy[j] += wy
-                qxx[j] += wx * wx
-                qyy[j] += wy * wy
-                qxy[j] += wx * wy
-        ot = out[t, c0:c1]
-        if t < d - 1:
-            ot[:] = np.nan
-            continue
-        for j in range(n):
-            sx = px[j] - qx[j]
-            sy = py[j] - qy[j]
-            sxy = pxy[j] - qxy[j]
-            const = d == 1 or chg_x[j] <= t - d + 1 or chg_y[j] <= t - d + 1
-            if mode == COV:
-                r = 0.0 if const else (sxy - sx * sy / d) / (d - 1)
-            else:
-                vx = (pxx[j] - qxx[j]) - sx * sx / d
-                vy = (pyy[j] - qyy[j]) - sy * sy / d
-                ok = vx > 0.0 and vy > 0.0 and not const
-                r = (sxy - sx * sy / d) / math.sqrt(vx * vy if ok else 1.0)
-                r = min(1.0, max(-1.0, r)) if ok else np.nan
-            ok = last_bad[j] <= t - d and math.isfinite(r)
-            ot[j] = r if ok else np.nan
+                a = xt[j]
+                b = yt[j]
+                fa = math.isfinite(a)
+                fb = math.isfinite(b)
+                last_bad[j] = last_bad[j] if (fa and fb) else t
+                chg_x[j] = t if a != xp[j] else chg_x[j]
+                chg_y[j] = t if b != yp[j] else chg_y[j]
+                zx = a - ax[j] if fa else 0.0
+                zy = b - ay[j] if fb else 0.0
+                px[j] += zx
+                py[j] += zy
+                pxx[j] += zx * zx
+                pyy[j] += zy * zy
+                pxy[j] += zx * zy
+            ot = out[t, c0:c1]
+            if t < d - 1:
+                ot[:] = np.nan
+                continue
+            qx, qy, qxx, qyy, qxy = rx[i + 1], ry[i + 1], rxx[i + 1], ryy[i + 1], rxy[i + 1]
+            for j in range(n):
+                sx = px[j] + qx[j]
+                sy = py[j] + qy[j]
+                sxy = pxy[j] + qxy[j]
+                const = d == 1 or chg_x[j] <= t - d + 1 or chg_y[j] <= t - d + 1
+                if mode == COV:
+                    r = 0.0 if const else (sxy - sx * sy / d) / (d - 1)
+                else:
+                    vx = (pxx[j] + qxx[j]) - sx * sx / d
+                    vy = (pyy[j] + qyy[j]) - sy * sy / d
+                    ok = vx > 0.0 and vy > 0.0 and not const
+                    r = (sxy - sx * sy / d) / math.sqrt(vx * vy if ok else 1.0)
+                    r = min(1.0, max(-1.0, r)) if ok else np.nan
+                ok = last_bad[j] <= t - d and math.isfinite(r)
+                ot[j] = r if ok else np.nan
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")

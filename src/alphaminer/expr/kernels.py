@@ -12,11 +12,13 @@ All kernels are autograd-friendly (no in-place writes on their inputs) and retur
 result would be ``±inf``.
 
 Speed notes: sums/means/extremes reduce over no-copy ``unfold`` views; second and higher moments
-use float64 prefix sums (O(T·S) whatever the window) after subtracting a per-column offset, with
-windows holding a NaN and constant windows detected exactly from counts; ranks and medians are
+use float64 block prefix + suffix sums (O(T·S) whatever the window) of the values minus a local
+anchor that lies inside every window using it (:class:`_Block`), so no long-history sums are
+differenced and a window's value never depends on where the panel starts, with windows holding a
+NaN and constant windows detected exactly from counts; ranks and medians are
 computed in time-chunks whose ``[chunk, S, w]`` copies stay below :data:`CHUNK_ELEMS` elements.
 On CPU without autograd the moments run through fused numba kernels
-(:mod:`alphaminer.expr._jit_moments`) doing the same float64 prefix-sum arithmetic in one pass
+(:mod:`alphaminer.expr._jit_moments`) doing the same float64 block-sum arithmetic in one pass
 (identical float32 results, tested); the torch kernels here serve every other device and autograd.
 """
 
@@ -460,51 +462,71 @@ def _window_diff(cs: torch.Tensor, d: int) -> torch.Tensor:
 
 
 class _Block:
-    """Prefix-sum state of one column block of a moment kernel.
+    """Window power sums of one column block of a moment kernel, without catastrophic cancellation.
 
-    The block is padded with one leading NaN row so that window sums are plain differences
-    ``cs[d:] - cs[:-d]`` (no concatenation). Each column is shifted by its first finite value
-    (a *causal* offset: it never depends on later data) before accumulating in float64, so
-    prefix sums stay small and window differences do not cancel catastrophically. Non-finite
-    entries contribute 0; one int32 prefix sum of ``2**16 * is_nan + changed_since_yesterday``
-    yields both the windows that contain a NaN (:attr:`bad`) and the windows whose values are
-    all identical (:meth:`constant`), exactly.
+    Time is cut into blocks of ``d`` days. Every window ending in block ``k`` contains the block's
+    first day, so its value ``a_k`` (0 when not finite: those windows are NaN anyway) is a *local*
+    anchor inside the window. A window's sums of powers of ``x - a_k`` are a prefix sum over block
+    ``k`` plus a suffix sum over block ``k - 1`` (both relative to ``a_k``): no long-history prefix
+    sums are differenced, so a window's moments depend only on the values inside it (up to
+    rounding of ``(range / spread)^order``, bounded by the window length), never on where the panel
+    starts or on earlier levels. Non-finite entries contribute 0; one int32 prefix sum of
+    ``2**16 * is_nan + changed_since_yesterday`` (exact integers) yields both the windows that
+    contain a NaN (:attr:`bad`) and the windows whose values are all identical (:meth:`constant`).
+    All results cover the days ``d - 1 .. T - 1``.
     """
 
     def __init__(self, cols: list[torch.Tensor], d: int) -> None:
         self.d = d
-        self.centred: list[torch.Tensor] = []
+        T = cols[0].shape[0]
+        self.T = T
+        nb = -(-T // d)
+        pad = nb * d - T
+        self.z: list[torch.Tensor] = []      # [nb, d, n]: x - a_k within block k
+        self.zprev: list[torch.Tensor] = []  # [nb, d, n]: block k-1's x - a_k (block 0: zeros)
         self._codes: list[torch.Tensor] = []
         bad = None
         for c in cols:
-            fin = torch.isfinite(c)
-            first = fin.to(torch.uint8).argmax(dim=0, keepdim=True)
-            offset = torch.gather(c.detach(), 0, first).to(torch.float64)
-            offset = torch.nan_to_num(offset, nan=0.0, posinf=0.0, neginf=0.0)
+            x = torch.nn.functional.pad(c.to(torch.float64), (0, 0, 0, pad), value=_NAN)
+            xb = x.reshape(nb, d, -1)
+            anchor = torch.nan_to_num(xb[:, :1].detach(), nan=0.0, posinf=0.0, neginf=0.0)
+            fin = torch.isfinite(xb)
+            zero = torch.zeros((), dtype=torch.float64, device=c.device)
+            self.z.append(torch.where(fin, xb - anchor, zero))
+            prev = torch.cat([torch.zeros_like(xb[:1]), xb[:-1]], dim=0)
+            self.zprev.append(torch.where(torch.isfinite(prev), prev - anchor, zero))
             cpad = torch.nn.functional.pad(c, (0, 0, 1, 0), value=_NAN)
-            self.centred.append(torch.nan_to_num(cpad - offset, nan=0.0, posinf=0.0,
-                                                 neginf=0.0))
             cd = cpad.detach()
             code = (~torch.isfinite(cd)).to(torch.int32) * 65536
             code[1:] += (cd[1:] != cd[:-1]).to(torch.int32)
             codes = code.cumsum(0)
             self._codes.append(codes)
-            nb = _window_diff(codes, d) >= 65536
-            bad = nb if bad is None else bad | nb
+            nb_ = _window_diff(codes, d) >= 65536
+            bad = nb_ if bad is None else bad | nb_
         self.bad = bad
 
+    def _days(self, blocked: torch.Tensor) -> torch.Tensor:
+        """``[nb, d, n]`` → the rows of days ``d - 1 .. T - 1``."""
+        return blocked.reshape(-1, blocked.shape[-1])[self.d - 1:self.T]
+
     def sums(self, *products: tuple[int, ...]) -> list[torch.Tensor]:
-        """Window sums of products of centred columns, e.g. ``(0, 0)`` = Σy², ``(0, 1)`` = Σyz."""
+        """Window sums of products of anchored columns, e.g. ``(0, 0)`` = Σz², ``(0, 1)`` = Σzw."""
         out = []
         for prod in products:
-            term = self.centred[prod[0]]
+            cur = self.z[prod[0]]
+            prev = self.zprev[prod[0]]
             for j in prod[1:]:
-                term = term * self.centred[j]
-            out.append(_window_diff(term.cumsum(0), self.d))
+                cur = cur * self.z[j]
+                prev = prev * self.zprev[j]
+            head = cur.cumsum(1)  # days s_k .. t of block k
+            tail = prev.flip(1).cumsum(1).flip(1)  # days m .. end of block k-1
+            # the window ending at position i of block k takes block k-1 from position i+1 on
+            tail = torch.cat([tail[:, 1:], torch.zeros_like(tail[:, :1])], dim=1)
+            out.append(self._days(head + tail))
         return out
 
     def today(self, i: int = 0) -> torch.Tensor:
-        return self.centred[i][self.d:]
+        return self._days(self.z[i])
 
     def constant(self, i: int) -> torch.Tensor:
         """Windows with no day-to-day change (only meaningful where not :attr:`bad`)."""

@@ -11,7 +11,7 @@ import torch
 from combination_data import HORIZON, SPLITS, planted_linear
 
 from alphaminer.combination import METHODS, combine, method_config
-from alphaminer.combination.base import SegmentRanges
+from alphaminer.combination.base import segment_splits
 from alphaminer.data.splits import make_splits
 
 FAST = {
@@ -66,19 +66,21 @@ def test_splits_objects_and_errors(data):
     T = f.shape[1]
     dates = pd.bdate_range("2020-01-01", periods=T)
     sp = make_splits(dates, {"fractions": (0.6, 0.2, 0.2), "horizon": HORIZON})
-    r1 = SegmentRanges.coerce(sp, T)
-    r2 = SegmentRanges.coerce(sp.to_dict(), T)
-    assert r1 == r2 == SegmentRanges(**sp.ranges)
+    r1 = segment_splits(sp, T)
+    r2 = segment_splits(sp.to_dict(), T)
+    assert r1.ranges == r2.ranges == sp.ranges
     res = combine("lasso_pool", f, names, y, sp, HORIZON, {"n_trials": 0})
     assert res.model["splits"]["train"] == list(sp.ranges["train"])
-    assert SegmentRanges.coerce({"train": slice(0, 5), "valid": range(5, 9), "test": [9, 12]},
-                                20).test == (9, 12)
+    assert segment_splits({"train": slice(0, 5), "valid": range(5, 9), "test": [9, 12]},
+                          20).test == (9, 12)
     with pytest.raises(KeyError, match="valid"):
-        SegmentRanges.coerce({"train": (0, 5), "test": (6, 9)}, 20)
+        segment_splits({"train": (0, 5), "test": (6, 9)}, 20)
+    with pytest.raises(ValueError, match="overlap"):
+        segment_splits({"train": (0, 10), "valid": (5, 12), "test": (12, 20)}, 20)
     with pytest.raises(ValueError, match="ordered"):
-        SegmentRanges.coerce({"train": (0, 10), "valid": (5, 12), "test": (12, 20)}, 20)
-    with pytest.raises(ValueError, match="inside"):
-        SegmentRanges.coerce({"train": (0, 10), "valid": (10, 12), "test": (12, 30)}, 20)
+        segment_splits({"train": (12, 20), "valid": (0, 5), "test": (5, 12)}, 20)
+    with pytest.raises(ValueError, match="outside"):
+        segment_splits({"train": (0, 10), "valid": (10, 12), "test": (12, 30)}, 20)
     with pytest.raises(KeyError, match="unknown combination method"):
         combine("ridge", f, names, y, SPLITS, HORIZON)
     with pytest.raises(ValueError, match="unknown LassoPoolConfig key"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -221,3 +222,35 @@ def test_data_report_is_json(raw_frame):
     assert rep2["labels"]["valid_fraction"] == pytest.approx(1 - 2 / panel.T)
     assert rep2["splits"]["segments"]["train"]["start_index"] == 0
     assert rep2["labels"]["valid_fraction_by_segment"]["test"] < 1.0
+
+
+@pytest.mark.parametrize("kind", ["close", "vwap_lag"])
+@pytest.mark.parametrize("h", [1, 5, 20])
+def test_labels_equal_the_label_expression_bit_for_bit(kind: str, h: int) -> None:
+    """The one forward-return function reproduces the evaluator's value of the label formula."""
+    from alphaminer.expr import Evaluator
+
+    panel = _random_panel(60, 7, seed=h)
+    want = Evaluator(panel, cache_bytes=0).evaluate(label_expression(h, kind))
+    got = make_labels(panel, horizon=h, kind=kind)
+    assert torch.equal(torch.isnan(got), torch.isnan(want))
+    assert torch.equal(got.nan_to_num(0.0), want.nan_to_num(0.0))
+
+
+def test_forward_returns_entry_lag_and_masks() -> None:
+    from alphaminer.data.labels import forward_returns
+
+    p = torch.tensor([[10.0], [11.0], [0.0], [12.0], [15.0], [16.0], [18.0]],
+                     dtype=torch.float64)
+    valid = torch.tensor([[True], [True], [True], [True], [False], [True], [True]])
+    entry = torch.tensor([[True], [False], [True], [True], [True], [True], [True]])
+    out = forward_returns(p, 1, lag=1, valid=valid, entry_valid=entry)[:, 0].tolist()
+    # out[t] = p[t+2] / p[t+1] - 1: t=0 enters on a non-tradable day, t=1 at a zero price, t=2
+    # exits and t=3 enters on an invalid day; t=4 is the only value; t=5, 6 run off the data
+    assert all(math.isnan(v) for v in out[:4] + out[5:])
+    assert out[4] == pytest.approx(18 / 16 - 1)
+    plain = forward_returns(p, 2)[:, 0].tolist()
+    assert plain[0] == pytest.approx(0.0 / 10 - 1) and plain[1] == pytest.approx(12 / 11 - 1)
+    assert math.isnan(plain[2])  # entry price 0
+    with pytest.raises(ValueError, match="horizon"):
+        forward_returns(p, 0)

@@ -18,6 +18,7 @@ import torch
 
 from alphaminer.backtest.metrics import STANDARD_ANNUALISATION
 from alphaminer.backtest.portfolio import DEAL_PRICES, signal_to_numpy
+from alphaminer.data.labels import forward_returns as _forward_returns
 from alphaminer.evaluation import daily_ic, daily_rank_ic, ic_stats
 from alphaminer.expr.kernels import cs_rank
 from alphaminer.panel import Panel
@@ -63,18 +64,12 @@ def forward_returns(panel: Panel, horizon: int = 1, deal_price: str = "open") ->
         raise ValueError(f"deal_price must be one of {DEAL_PRICES}, got {deal_price!r}")
     if not panel.has_feature(deal_price):
         raise KeyError(f"feature {deal_price!r} not in panel; available {panel.features}")
-    p = panel.feature(deal_price).detach().to("cpu", torch.float64).numpy()
-    ok = panel.observed.cpu().numpy() & np.isfinite(p) & (p > 0)
-    entry_ok = ok & panel.tradable.cpu().numpy()
-    T, S = p.shape
-    out = np.full((T, S), np.nan)
-    h = int(horizon)
-    if h + 1 < T:
-        good = entry_ok[1:T - h] & ok[1 + h:]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = p[1 + h:] / p[1:T - h] - 1.0
-        out[: T - h - 1] = np.where(good, r, np.nan)
-    return out
+    p = panel.feature(deal_price).detach().to("cpu", torch.float64)
+    ok = panel.observed.cpu() & torch.isfinite(p) & (p > 0)
+    # the project's one forward-return definition, entered at t+1 (when the signal of day t
+    # can first be traded) and only if the name is tradable then
+    return _forward_returns(p, horizon, lag=1, valid=ok,
+                           entry_valid=panel.tradable.cpu()).numpy()
 
 
 def quantile_analysis(

@@ -9,8 +9,8 @@ One entry point, :func:`combine`, takes factor values ``[K, T, S]``, their names
 from alphaminer.combination.base import (
     CombinationInputs,
     CombinationResult,
-    SegmentRanges,
     segment_metrics,
+    segment_splits,
     transform_target,
 )
 from alphaminer.combination.dynamic import DynamicLinearConfig, fit_dynamic_linear, fit_windows
@@ -25,7 +25,6 @@ __all__ = [
     "DynamicLinearConfig",
     "GBMConfig",
     "LassoPoolConfig",
-    "SegmentRanges",
     "build_pool",
     "combine",
     "fit_dynamic_linear",
@@ -35,5 +34,6 @@ __all__ = [
     "fit_xgboost",
     "method_config",
     "segment_metrics",
+    "segment_splits",
     "transform_target",
 ]

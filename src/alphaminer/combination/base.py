@@ -25,101 +25,27 @@ import numpy as np
 import pandas as pd
 import torch
 
+from alphaminer.data.splits import SEGMENTS, Splits
 from alphaminer.evaluation import daily_ic, daily_rank_ic, ic_summary
 from alphaminer.expr.kernels import cs_rank, cs_zscore
 from alphaminer.runtime import config_from as _config_from
 
-SEGMENTS: tuple[str, ...] = ("train", "valid", "test")
 TARGETS: tuple[str, ...] = ("zscore", "rank", "raw")
 
 
-@dataclass(frozen=True)
-class SegmentRanges:
-    """Half-open ``[i0, i1)`` day ranges of the train, valid and test segments."""
+def segment_splits(splits: Any, T: int) -> Splits:
+    """The train/valid/test :class:`~alphaminer.data.splits.Splits` a combination model needs.
 
-    train: tuple[int, int]
-    valid: tuple[int, int]
-    test: tuple[int, int]
-
-    @classmethod
-    def coerce(cls, splits: Any, T: int) -> SegmentRanges:
-        """Accept a mapping ``{"train": (i0, i1), ...}`` or an object with ``train/valid/test``.
-
-        Each range may be a 2-tuple/list, a ``slice`` or a ``range`` (step 1).
-        """
-        if isinstance(splits, SegmentRanges):
-            out = splits
-        else:
-            splits = _unwrap_splits(splits)
-            ranges: dict[str, tuple[int, int]] = {}
-            for seg in SEGMENTS:
-                if isinstance(splits, Mapping):
-                    if seg not in splits:
-                        raise KeyError(
-                            f"splits needs a {seg!r} entry; got keys {sorted(splits)}"
-                        )
-                    raw = splits[seg]
-                elif hasattr(splits, seg):
-                    raw = getattr(splits, seg)
-                else:
-                    raise TypeError(
-                        "splits must be a mapping {'train': (i0, i1), 'valid': ..., 'test': ...} "
-                        f"or have train/valid/test attributes; got {type(splits).__name__}"
-                    )
-                ranges[seg] = _as_range(raw, seg)
-            out = cls(**ranges)
-        for seg in SEGMENTS:
-            i0, i1 = getattr(out, seg)
-            if not 0 <= i0 <= i1 <= T:
-                raise ValueError(f"splits[{seg!r}] = {(i0, i1)} is not inside [0, {T}]")
-        if not (out.train[1] <= out.valid[0] and out.valid[1] <= out.test[0]):
-            raise ValueError(
-                f"segments must be ordered and disjoint (train < valid < test); got {out}"
-            )
-        if out.train[1] - out.train[0] < 1:
-            raise ValueError(f"train segment is empty: {out.train}")
-        return out
-
-    def get(self, seg: str) -> tuple[int, int]:
-        if seg not in SEGMENTS:
-            raise KeyError(f"unknown segment {seg!r}; expected one of {SEGMENTS}")
-        return getattr(self, seg)
-
-    def fit_rows(self, seg: str, horizon: int) -> tuple[int, int]:
-        """``[i0, e)`` with ``e = max(i0, i1 - horizon)``: days whose label ends inside ``seg``."""
-        i0, i1 = self.get(seg)
-        return i0, max(i0, i1 - horizon)
-
-    def as_dict(self) -> dict[str, list[int]]:
-        return {seg: list(getattr(self, seg)) for seg in SEGMENTS}
-
-
-def _unwrap_splits(splits: Any) -> Any:
-    """``alphaminer.data.splits.Splits`` (``.ranges``) or its ``to_dict()`` JSON → mapping."""
-    ranges = getattr(splits, "ranges", None)
-    if isinstance(ranges, Mapping):
-        return ranges
-    if isinstance(splits, Mapping) and isinstance(splits.get("segments"), Mapping):
-        segs = splits["segments"]
-        if all(isinstance(v, Mapping) and "start_index" in v for v in segs.values()):
-            return {k: (int(v["start_index"]), int(v["end_index"])) for k, v in segs.items()}
-    return splits
-
-
-def _as_range(raw: Any, seg: str) -> tuple[int, int]:
-    if isinstance(raw, slice | range):
-        if raw.step not in (None, 1):
-            raise ValueError(f"splits[{seg!r}] must have step 1, got {raw}")
-        return int(raw.start or 0), int(raw.stop)
-    if hasattr(raw, "start") and hasattr(raw, "stop"):
-        return int(raw.start), int(raw.stop)
-    try:
-        i0, i1 = raw
-    except (TypeError, ValueError):
+    Any form :meth:`Splits.coerce` accepts; the three segments must exist, in order, and train
+    must not be empty.
+    """
+    out = Splits.coerce(splits, T, required=SEGMENTS)
+    if not (out.train[1] <= out.valid[0] and out.valid[1] <= out.test[0]):
         raise ValueError(
-            f"splits[{seg!r}] must be (i0, i1), a slice or a range; got {raw!r}"
-        ) from None
-    return int(i0), int(i1)
+            f"segments must be ordered and disjoint (train < valid < test); got {out.ranges}")
+    if out.train[1] - out.train[0] < 1:
+        raise ValueError(f"train segment is empty: {out.train}")
+    return out
 
 
 @dataclass
@@ -162,7 +88,7 @@ class CombinationInputs:
     values: torch.Tensor
     names: list[str]
     y: torch.Tensor
-    splits: SegmentRanges
+    splits: Splits
     horizon: int
     min_stocks: int = 10
 
@@ -200,7 +126,7 @@ class CombinationInputs:
             values=values,
             names=names,
             y=y,
-            splits=SegmentRanges.coerce(splits, T),
+            splits=segment_splits(splits, T),
             horizon=int(horizon),
             min_stocks=int(min_stocks),
         )
@@ -276,7 +202,7 @@ def transform_target(y: torch.Tensor, kind: str) -> torch.Tensor:
 def segment_metrics(
     signal: torch.Tensor,
     y: torch.Tensor,
-    splits: SegmentRanges,
+    splits: Splits,
     horizon: int,
     min_stocks: int = 10,
 ) -> dict[str, float]:

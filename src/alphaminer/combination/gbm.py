@@ -134,6 +134,31 @@ _LGB_KEYS = ("top_k", "target", "n_estimators", "max_depth", "num_leaves", "lear
              "early_stopping_rounds", "seed")
 
 
+def _result(method: str, inputs: CombinationInputs, config: GBMConfig, data: GBMData,
+            pred: np.ndarray, best: int, dump: dict[str, str]) -> CombinationResult:
+    """The one assembly of a tree model's result: signal, JSON model (with ``dump``), metrics."""
+    names = [inputs.names[i] for i in data.idx]
+    signal = _to_signal(data.predict_rows, pred, inputs.T, inputs.S)
+    used = _params_of(config, _XGB_KEYS if method == "xgboost" else _LGB_KEYS)
+    model = {
+        "method": method,
+        "features": names,
+        "feature_ids": [f"f{j}" for j in range(len(names))],
+        "best_iteration": best,
+        "params": jsonable(used),
+        **dump,
+        "config": jsonable(asdict(config)),
+    }
+    return CombinationResult(
+        method=method,
+        signal=signal,
+        model=model,
+        metrics=inputs.metrics(signal),
+        params={**used, "best_iteration": best},
+        selected=names,
+    )
+
+
 def fit_xgboost(
     inputs: CombinationInputs, config: GBMConfig, data: GBMData | None = None
 ) -> CombinationResult:
@@ -173,25 +198,8 @@ def fit_xgboost(
     booster = booster[:best]  # keep the early-stopped trees only: the dump reproduces the signal
     dpred = xgb.DMatrix(data.X[data.predict_rows], missing=np.nan, feature_names=feat)
     pred = booster.predict(dpred)
-    signal = _to_signal(data.predict_rows, pred, inputs.T, inputs.S)
-    used = _params_of(config, _XGB_KEYS)
-    model = {
-        "method": "xgboost",
-        "features": names,
-        "feature_ids": feat,
-        "best_iteration": best,
-        "params": jsonable(used),
-        "booster_json": booster.save_raw(raw_format="json").decode(),
-        "config": jsonable(asdict(config)),
-    }
-    return CombinationResult(
-        method="xgboost",
-        signal=signal,
-        model=model,
-        metrics=inputs.metrics(signal),
-        params={**used, "best_iteration": best},
-        selected=names,
-    )
+    return _result("xgboost", inputs, config, data, np.asarray(pred), best,
+                   {"booster_json": booster.save_raw(raw_format="json").decode()})
 
 
 def fit_lightgbm(
@@ -235,25 +243,8 @@ def fit_lightgbm(
     best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
     best = int(best)
     pred = booster.predict(data.X[data.predict_rows], num_iteration=best)
-    signal = _to_signal(data.predict_rows, np.asarray(pred), inputs.T, inputs.S)
-    used = _params_of(config, _LGB_KEYS)
-    model = {
-        "method": "lightgbm",
-        "features": names,
-        "feature_ids": feat,
-        "best_iteration": best,
-        "params": jsonable(used),
-        "booster_text": booster.model_to_string(num_iteration=best),
-        "config": jsonable(asdict(config)),
-    }
-    return CombinationResult(
-        method="lightgbm",
-        signal=signal,
-        model=model,
-        metrics=inputs.metrics(signal),
-        params={**used, "best_iteration": best},
-        selected=names,
-    )
+    return _result("lightgbm", inputs, config, data, np.asarray(pred), best,
+                   {"booster_text": booster.model_to_string(num_iteration=best)})
 
 
 def suggest_gbm(trial: Any, config: GBMConfig, method: str) -> dict[str, Any]:

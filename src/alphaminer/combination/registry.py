@@ -107,7 +107,7 @@ def combine(  # noqa: PLR0917 - the documented positional signature
     cfg = config_from(spec.config_cls, config)
     inputs = CombinationInputs.build(values, names, y, splits, horizon, min_stocks=min_stocks)
     result = run_method(spec, inputs, cfg)
-    result.model.setdefault("splits", inputs.splits.as_dict())
+    result.model.setdefault("splits", inputs.splits.ranges_dict())
     result.model.setdefault("horizon", inputs.horizon)
     return result
 

@@ -22,7 +22,14 @@ from .cleaning import (
     coverage,
     data_report,
 )
-from .labels import LABEL_KINDS, label_expression, label_lookahead, make_label_frame, make_labels
+from .labels import (
+    LABEL_KINDS,
+    forward_returns,
+    label_expression,
+    label_lookahead,
+    make_label_frame,
+    make_labels,
+)
 from .qlib import read_qlib_store, write_qlib_store
 from .schema import DataValidationError, RawData
 from .sources import SOURCE_KINDS, SourceConfig, load_source
@@ -43,6 +50,7 @@ __all__ = [
     "clean",
     "coverage",
     "data_report",
+    "forward_returns",
     "label_expression",
     "label_lookahead",
     "load_source",

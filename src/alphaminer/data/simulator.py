@@ -766,29 +766,21 @@ def _planted_table(alphas: list[PlantedAlpha], ev: _PlantedEvaluator | None, *,
     if not alphas:
         return pd.DataFrame({c: pd.Series(dtype=object if c in cols[:3] else float)
                              for c in cols})
-    T = close_adj.shape[0]
     trading = np.isfinite(close_adj) & ~susp
-    rows = []
     f = np.where(univ & trading, factors.astype(np.float64), np.nan)
-    for h, key in ((1, "1d"), (20, "20d")):
-        y = np.full_like(close_adj, np.nan)
-        if h < T:
-            ok = trading[:-h] & trading[h:]
-            y[:-h] = np.where(ok, close_adj[h:] / close_adj[:-h] - 1.0, np.nan)
-        # the project's one IC definition (alphaminer.evaluation); imported here so the
-        # simulator's ground-truth table quotes exactly the numbers every report uses
-        from alphaminer.evaluation.metrics import daily_ic
+    # the project's one forward-return and IC definitions (imported here so the simulator's
+    # ground-truth table quotes exactly the numbers every report uses)
+    from alphaminer.data.labels import forward_returns
+    from alphaminer.evaluation.metrics import daily_ic, ic_stats
 
-        ic = daily_ic(torch.from_numpy(f), torch.from_numpy(y), min_stocks=10).numpy()
-        rows.append((key, ic))
-    ic1 = rows[0][1]
-    ic20 = rows[1][1]
-    with np.errstate(invalid="ignore"):
-        m1 = np.nanmean(np.where(np.isfinite(ic1), ic1, np.nan), axis=1) \
-            if np.isfinite(ic1).any() else np.full(len(alphas), np.nan)
-        sd1 = np.nanstd(ic1, axis=1, ddof=1) if np.isfinite(ic1).sum() > 1 else np.full(
-            len(alphas), np.nan)
-        m20 = np.nanmean(ic20, axis=1) if np.isfinite(ic20).any() else np.full(len(alphas), np.nan)
+    price = torch.from_numpy(close_adj.astype(np.float64))
+    stats = {}
+    for h in (1, 20):
+        y = forward_returns(price, h, valid=torch.from_numpy(trading))
+        ic = daily_ic(torch.from_numpy(f), y, min_stocks=10)
+        stats[h] = ic_stats(ic)
+    m1, sd1 = stats[1][0].numpy(), stats[1][1].numpy()
+    m20 = stats[20][0].numpy()
     return pd.DataFrame({
         "name": [a.name for a in alphas],
         "formula": [a.formula for a in alphas],

@@ -87,24 +87,60 @@ class SplitConfig:
 
 @dataclass
 class Splits:
-    """Purged segments as half-open index ranges ``[i0, i1)`` into ``dates``."""
+    """Purged segments as half-open index ranges ``[i0, i1)`` into ``dates``.
 
-    dates: pd.DatetimeIndex
+    The project's one in-memory form of a split: :meth:`coerce` turns every form a split arrives
+    in (this object, its JSON from :meth:`to_dict`, or a mapping of bounds) into it. ``dates`` is
+    None when only the number of days is known.
+    """
+
+    dates: pd.DatetimeIndex | None
     ranges: dict[str, tuple[int, int]]
-    horizon: int
-    purge: int
+    horizon: int = 0
+    purge: int = 0
     requested: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return list(self.ranges)
 
-    def mask(self, name: str) -> np.ndarray:
-        """``[T]`` bool mask of the segment's days."""
+    @property
+    def n_days(self) -> int:
+        if self.dates is not None:
+            return len(self.dates)
+        return max((i1 for _, i1 in self.ranges.values()), default=0)
+
+    def get(self, name: str) -> tuple[int, int]:
+        """``(i0, i1)`` of one segment; the error lists the segments there are."""
         if name not in self.ranges:
             raise KeyError(f"no split {name!r}; have {self.names}")
-        m = np.zeros(len(self.dates), dtype=bool)
-        i0, i1 = self.ranges[name]
+        return self.ranges[name]
+
+    @property
+    def train(self) -> tuple[int, int]:
+        return self.get("train")
+
+    @property
+    def valid(self) -> tuple[int, int]:
+        return self.get("valid")
+
+    @property
+    def test(self) -> tuple[int, int]:
+        return self.get("test")
+
+    def fit_rows(self, name: str, horizon: int) -> tuple[int, int]:
+        """``[i0, e)`` with ``e = max(i0, i1 - horizon)``: days whose label ends inside ``name``."""
+        i0, i1 = self.get(name)
+        return i0, max(i0, i1 - horizon)
+
+    def ranges_dict(self) -> dict[str, list[int]]:
+        """``{name: [i0, i1]}`` (JSON-friendly)."""
+        return {n: [i0, i1] for n, (i0, i1) in self.ranges.items()}
+
+    def mask(self, name: str) -> np.ndarray:
+        """``[T]`` bool mask of the segment's days."""
+        i0, i1 = self.get(name)
+        m = np.zeros(self.n_days, dtype=bool)
         m[i0:i1] = True
         return m
 
@@ -113,15 +149,64 @@ class Splits:
         return {n: self.mask(n) for n in self.ranges}
 
     def segment_dates(self, name: str) -> pd.DatetimeIndex:
-        i0, i1 = self.ranges[name]
+        if self.dates is None:
+            raise ValueError("these splits carry no dates (built from a day count)")
+        i0, i1 = self.get(name)
         return self.dates[i0:i1]
 
     def slice(self, panel: Any, name: str) -> Any:
         """The panel restricted to one segment (views, no copy)."""
-        i0, i1 = self.ranges[name]
+        i0, i1 = self.get(name)
         return panel.slice_dates(i0, i1)
 
+    @classmethod
+    def coerce(cls, splits: Any, dates: pd.DatetimeIndex | Sequence[Any] | int,
+               required: Sequence[str] = ()) -> Splits:
+        """Any form of a split → :class:`Splits` over ``dates`` (or a number of days).
+
+        Accepted: a :class:`Splits` (its dates must be ``dates``), its :meth:`to_dict` JSON, a
+        mapping ``{name: bounds}`` or an object with ``train/valid/test`` attributes. Bounds are a
+        ``(start, end)`` pair, a ``slice`` or a ``range`` (step 1): integers are positions
+        ``[start, end)``, other values dates, inclusive on both ends; ``None`` is the first/last
+        day. Segments must lie inside the days, must not overlap, and must include ``required``.
+        """
+        if isinstance(dates, int | np.integer):
+            idx, T = None, int(dates)
+        else:
+            idx = pd.DatetimeIndex(pd.to_datetime(list(dates)))
+            T = len(idx)
+        horizon, purge, requested = 0, 0, {}
+        if isinstance(splits, Splits) or (isinstance(splits, Mapping)
+                                          and isinstance(splits.get("segments"), Mapping)):
+            sp = splits if isinstance(splits, Splits) else cls.from_dict(splits)
+            if idx is not None and sp.dates is not None and (
+                    len(sp.dates) != T or not (sp.dates == idx).all()):
+                raise ValueError("splits were made for other dates than the panel's")
+            horizon, purge, requested = sp.horizon, sp.purge, dict(sp.requested)
+            bounds: Mapping[str, Any] = sp.ranges
+            idx = idx if idx is not None else sp.dates
+        elif isinstance(splits, Mapping):
+            bounds = splits
+        elif all(hasattr(splits, k) for k in SEGMENTS):
+            bounds = {k: getattr(splits, k) for k in SEGMENTS}
+        else:
+            raise TypeError(
+                "splits must be a Splits, its to_dict() JSON, a mapping {'train': (i0, i1), ...} "
+                f"or have train/valid/test attributes; got {type(splits).__name__}")
+        ranges = {str(n): _position_range(b, str(n), idx, T) for n, b in bounds.items()}
+        missing = [r for r in required if r not in ranges]
+        if missing:
+            raise KeyError(f"splits need the segment(s) {missing}; got {sorted(ranges)}")
+        order = sorted(ranges, key=lambda n: ranges[n])
+        for a, b in zip(order, order[1:]):
+            if ranges[b][0] < ranges[a][1]:
+                raise ValueError(f"split segments overlap: {a} {ranges[a]} and {b} {ranges[b]}")
+        ranges = {n: ranges[n] for n in order}
+        return cls(dates=idx, ranges=ranges, horizon=horizon, purge=purge, requested=requested)
+
     def to_dict(self) -> dict[str, Any]:
+        if self.dates is None:
+            raise ValueError("these splits carry no dates (built from a day count); no JSON form")
         return {
             "horizon": self.horizon,
             "purge": self.purge,
@@ -144,6 +229,37 @@ class Splits:
         req = {n: tuple(s["requested"]) for n, s in d["segments"].items() if "requested" in s}
         return cls(dates=dates, ranges=ranges, horizon=int(d["horizon"]),
                    purge=int(d["purge"]), requested=req)  # type: ignore[arg-type]
+
+
+def _position_range(raw: Any, name: str, dates: pd.DatetimeIndex | None, T: int
+                    ) -> tuple[int, int]:
+    """One segment's bounds (pair, slice or range; positions or inclusive dates) → ``(i0, i1)``."""
+    if isinstance(raw, slice | range):
+        if raw.step not in (None, 1):
+            raise ValueError(f"split {name!r} must have step 1, got {raw}")
+        a, b = raw.start, raw.stop
+    else:
+        try:
+            a, b = raw
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"split {name!r} must be a (start, end) pair, a slice or a range; got {raw!r}"
+            ) from None
+
+    def pos(v: Any, side: str) -> int:
+        if v is None:
+            return 0 if side == "left" else T
+        if isinstance(v, int | np.integer) and not isinstance(v, bool):
+            return int(v)
+        if dates is None:
+            raise ValueError(f"split {name!r}: date bound {v!r} needs the panel's dates")
+        return int(dates.searchsorted(pd.Timestamp(v), side=side))
+
+    i0, i1 = pos(a, "left"), pos(b, "right")
+    if not 0 <= i0 <= i1 <= T:
+        raise ValueError(f"split {name!r}={raw!r} gives positions [{i0}, {i1}) outside the "
+                         f"{T} days [0, {T}]")
+    return i0, i1
 
 
 def make_splits(dates: Sequence[Any] | pd.DatetimeIndex,

@@ -45,6 +45,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from alphaminer.data.splits import Splits
 from alphaminer.panel import Panel
 from alphaminer.runtime import config_from
 
@@ -293,50 +294,15 @@ def sample_days(n_days: int, config: ImageConfig) -> np.ndarray:
     return np.arange(first_sample_day(config), n_days, config.stride, dtype=np.int64)
 
 
-def resolve_splits(
-    panel_dates: pd.DatetimeIndex, splits: Mapping[str, tuple[Any, Any]] | Any | None
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """Split ranges → (names, starts, ends) as half-open day positions.
-
-    ``splits`` is an :class:`alphaminer.data.Splits` (its ``ranges`` are used) or a mapping
-    ``{name: (start, end)}``. Integer bounds are positions ``[start, end)``; other bounds are
-    dates, inclusive on both ends (``("2019-01-01", "2019-12-31")``). ``None`` as a bound means
-    the panel's start/end. Segments must not overlap.
-    """
-    if splits is not None and hasattr(splits, "ranges"):
-        if len(splits.dates) != len(panel_dates) or not (splits.dates == panel_dates).all():
-            raise ValueError("splits were made for other dates than the panel's")
-        splits = splits.ranges
-    if not splits:
+def _split_positions(dates: pd.DatetimeIndex, splits: Any
+                     ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(names, starts, ends) of the segments (any form :meth:`Splits.coerce` accepts)."""
+    if splits is None or (isinstance(splits, Mapping) and not splits):
         return (), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    names, starts, ends = [], [], []
-    for name, rng in splits.items():
-        if not isinstance(rng, (tuple, list)) or len(rng) != 2:
-            raise ValueError(f"split {name!r} must be a (start, end) pair, got {rng!r}")
-        a, b = rng
-        if a is None:
-            i0 = 0
-        elif isinstance(a, (int, np.integer)):
-            i0 = int(a)
-        else:
-            i0 = int(panel_dates.searchsorted(pd.Timestamp(a), side="left"))
-        if b is None:
-            i1 = len(panel_dates)
-        elif isinstance(b, (int, np.integer)):
-            i1 = int(b)
-        else:
-            i1 = int(panel_dates.searchsorted(pd.Timestamp(b), side="right"))
-        if not 0 <= i0 <= i1 <= len(panel_dates):
-            raise ValueError(f"split {name!r}={rng!r} gives positions [{i0}, {i1}) outside the "
-                             f"panel's {len(panel_dates)} days")
-        names.append(str(name))
-        starts.append(i0)
-        ends.append(i1)
-    order = np.argsort(starts, kind="stable")
-    s_sorted, e_sorted = np.asarray(starts)[order], np.asarray(ends)[order]
-    if (s_sorted[1:] < e_sorted[:-1]).any():
-        raise ValueError(f"split segments overlap: {dict(splits)}")
-    return tuple(names), np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    sp = Splits.coerce(splits, dates)
+    starts = np.asarray([i0 for i0, _ in sp.ranges.values()], np.int64)
+    ends = np.asarray([i1 for _, i1 in sp.ranges.values()], np.int64)
+    return tuple(sp.names), starts, ends
 
 
 def normalise_windows(win: torch.Tensor, norms: tuple[str, ...], close_last: torch.Tensor
@@ -409,7 +375,8 @@ def build_feature_images(
     Args:
         panel: the cleaned, adjusted panel (needs the row features and ``close``).
         splits: :class:`alphaminer.data.Splits` or ``{"train": (start, end), ...}`` (see
-            :func:`resolve_splits`); ``None`` keeps every day in one unnamed segment (code -1).
+            :meth:`alphaminer.data.Splits.coerce`); ``None`` keeps every day in one unnamed
+            segment (code -1).
         config: :class:`ImageConfig` (defaults: 8 × 30, stride 5, horizon 5).
         labels: optional precomputed ``[T, S]`` forward return; default :func:`forward_return`.
         progress: show a tqdm bar over chunks.
@@ -422,7 +389,7 @@ def build_feature_images(
     labels = labels.to("cpu", torch.float32)
     if tuple(labels.shape) != (panel.T, panel.S):
         raise ValueError(f"labels must be [{panel.T}, {panel.S}], got {tuple(labels.shape)}")
-    names, starts, ends = resolve_splits(panel.dates, splits)
+    names, starts, ends = _split_positions(panel.dates, splits)
     days = sample_days(panel.T, config)
     code = np.full(len(days), NO_SPLIT, dtype=np.int8)
     if names:
@@ -480,5 +447,5 @@ def image_count_bound(panel: Panel, config: ImageConfig) -> int:
 __all__ = [
     "DEFAULT_ROWS", "FeatureImages", "ImageConfig", "build_feature_images", "day_features",
     "first_sample_day", "forward_return", "image_count_bound", "iter_image_chunks",
-    "normalise_windows", "resolve_splits", "sample_days",
+    "normalise_windows", "sample_days",
 ]

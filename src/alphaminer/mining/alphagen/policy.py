@@ -2,7 +2,8 @@
 
 AlphaFormer Table 11 (AlphaGen baseline): a shared 2-layer LSTM of 128 units and policy and
 value heads of two hidden layers of 64 each. The input at step ``t`` is the embedding of the
-previous token (a begin token at ``t = 0``). Implements :class:`alphaminer.mining.ppo.SequencePolicy`.
+previous token (a begin token at ``t = 0``). Implements
+:class:`alphaminer.mining.ppo.SequencePolicy`.
 """
 
 from __future__ import annotations

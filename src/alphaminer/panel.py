@@ -119,8 +119,12 @@ class Panel:
         try:
             i = self.features.index(name)
         except ValueError:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.features, n=3, cutoff=0.6)
             raise KeyError(
                 f"feature {name!r} not in panel; available: {', '.join(self.features)}"
+                + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
             ) from None
         return self.values[..., i]
 

@@ -90,7 +90,9 @@ def test_suspended_flag_and_universe_columns():
     assert not p.universe[:, 0].any() and p.universe[:, 1:].all()
 
 
-def test_limit_locked_against_pandas_reference():
+def test_limit_prices_against_pandas_reference():
+    """``limit_pct``: limit prices come from the previous observed close only; a day that
+    closes at the limit stays tradable (the backtest decides with the execution price)."""
     raw = make_raw(n_days=60, n_inst=6, seed=3)
     raw.loc[raw.index[::17], "close"] *= 1.12  # push some days over a 10 % limit
     raw["high"] = raw[["high", "close"]].max(axis=1)
@@ -99,14 +101,16 @@ def test_limit_locked_against_pandas_reference():
     res = clean(raw, CleanConfig(limit_pct=0.099))
     ref = raw.sort_values(["instrument", "datetime"]).copy()
     adj = ref["close"] * ref["adj_factor"]
-    ret = adj / adj.groupby(ref["instrument"]).shift(1) - 1
-    ref["locked"] = ret.abs() >= 0.099
+    prev = adj.groupby(ref["instrument"]).shift(1)
+    ref["up"], ref["down"] = prev * 1.099, prev * 0.901
+    ref["locked"] = (adj / prev - 1).abs() >= 0.099
     ref = ref.set_index(["datetime", "instrument"])
     got = res.panel_long.set_index(["datetime", "instrument"])
-    locked = ~got["is_tradable"]
-    assert locked.sum() > 0
-    assert locked.sum() == res.report["fixes"]["limit_locked"]
-    assert (locked == ref.loc[got.index, "locked"]).all()
+    np.testing.assert_allclose(got["limit_up"], ref.loc[got.index, "up"], rtol=1e-6)
+    np.testing.assert_allclose(got["limit_down"], ref.loc[got.index, "down"], rtol=1e-6)
+    assert ref["locked"].sum() > 0
+    assert res.report["fixes"]["limit_locked"] == ref["locked"].sum()
+    assert got["is_tradable"].all()
 
 
 def test_unsorted_input_is_sorted_and_noted():

@@ -49,11 +49,11 @@ def test_ingestion_on_simulator(tmp_path: Path):
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("name, columns", [
-    ("us_sp500_yahoo_2015_2020.parquet", {"datetime": "date"}),
-    ("cn_all_tushare_2017_2019.parquet", {"datetime": "date"}),
+@pytest.mark.parametrize("name, columns, clean", [
+    ("us_sp500_yahoo_2015_2020.parquet", {"datetime": "date"}, {}),
+    ("cn_all_tushare_2017_2019.parquet", {"datetime": "date"}, {"market": "cn"}),
 ])
-def test_ingestion_on_shared_panels(tmp_path: Path, name: str, columns: dict):
+def test_ingestion_on_shared_panels(tmp_path: Path, name: str, columns: dict, clean: dict):
     data = _shared_data()
     if data is None or not (data / name).exists():
         pytest.skip("shared real data not available")
@@ -62,9 +62,12 @@ def test_ingestion_on_shared_panels(tmp_path: Path, name: str, columns: dict):
                                     "columns": columns, "simulator": {}},
                          "labels": {"horizon": 20, "kind": "close"},
                          "splits": {"fractions": [0.6, 0.2, 0.2]}}}
+    if clean:
+        src["ingestion"]["clean"] = clean
     run_project(proj, "ingestion", extra_params=src)
     panel = Panel.load(proj / "data/03_primary/market_panel.parquet")
     assert panel.meta["vwap_fallback"] is True
+    assert panel.has_feature("limit_up") == bool(clean)
     raw_rows = len(pd.read_parquet(data / name, columns=["instrument"]))
     rejected = pd.read_csv(proj / "data/02_intermediate/rejected_rows.csv")
     assert int(panel.observed.sum()) + len(rejected) == raw_rows

@@ -30,6 +30,8 @@ DEAL_PRICES = ("open", "close", "vwap")
 SIDES = ("buy", "sell", "delist")
 #: fraction of each day's cash held back from buys so that float rounding can never overdraw it
 _CASH_MARGIN = 1e-12
+#: relative slack when a price is compared with the panel's limit prices (float32 values)
+_LIMIT_RTOL = 1e-6
 
 
 @dataclass
@@ -46,6 +48,10 @@ class BacktestConfig:
         lot_size: shares are bought in multiples of this; ``None`` → fractional shares.
         limit_threshold: e.g. ``0.095``: a name whose deal price is ≥ +threshold over the previous
             close is not buyable (limit-up), ≤ −threshold not sellable (limit-down). ``None`` → off.
+            Independently, a panel with ``limit_up`` / ``limit_down`` features (cleaning with
+            ``market: cn`` or ``limit_pct``) blocks buys at / above ``limit_up`` and sells at /
+            below ``limit_down``, judged on the open for ``deal_price="open"`` and on the close
+            otherwise.
         annualisation: trading days per year for the standard-convention metrics.
         progress: show a tqdm bar over days.
     """
@@ -193,6 +199,17 @@ def _market(panel: Panel, cfg: BacktestConfig) -> _Market:
     last_obs = np.where(close_ok.any(0), T - 1 - np.argmax(close_ok[::-1], axis=0), -1)
     trade_ok = tradable & close_ok & np.isfinite(deal) & (deal > 0)
     can_buy, can_sell = trade_ok.copy(), trade_ok.copy()
+    if panel.has_feature("limit_up") and panel.has_feature("limit_down"):
+        # exchange limit prices of day e (from e-1's close, known before the open), compared
+        # with the price at the time of the trade: the open for open execution; the close for
+        # close (and vwap: an order spread over a day that ends locked cannot complete).
+        # So day e's close never blocks a trade at day e's open.
+        px = deal if cfg.deal_price == "open" else close
+        up = panel.feature("limit_up").detach().to("cpu", torch.float64).numpy()
+        down = panel.feature("limit_down").detach().to("cpu", torch.float64).numpy()
+        with np.errstate(invalid="ignore"):
+            can_buy &= ~(px >= up * (1 - _LIMIT_RTOL))
+            can_sell &= ~(px <= down * (1 + _LIMIT_RTOL))
     if cfg.limit_threshold is not None:
         prev = np.vstack([np.full((1, S), np.nan), mark[:-1]])
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -4,7 +4,7 @@ Typical use (each line is one Kedro node)::
 
     raw = load_source(SourceConfig(kind="parquet", path="cn.parquet",
                                    columns={"datetime": "date"}))
-    result = clean(raw, CleanConfig(limit_pct=0.099))
+    result = clean(raw, CleanConfig(market="cn"))  # A-share price limits by board
     panel = Panel.from_long(result.panel_long, meta=result.meta)
     labels = make_labels(panel, horizon=20)
     splits = make_splits(panel.dates, SplitConfig(horizon=20))
@@ -14,6 +14,8 @@ The simulator (``alphaminer.data.simulator``) is imported lazily by ``load_sourc
 """
 
 from .cleaning import (
+    CN_LIMIT_RULES,
+    LIMIT_COLS,
     PANEL_COLS,
     REJECTION_REASONS,
     CleanConfig,
@@ -36,7 +38,9 @@ from .sources import SOURCE_KINDS, SourceConfig, load_source
 from .splits import SplitConfig, Splits, make_splits
 
 __all__ = [
+    "CN_LIMIT_RULES",
     "LABEL_KINDS",
+    "LIMIT_COLS",
     "PANEL_COLS",
     "REJECTION_REASONS",
     "SOURCE_KINDS",

@@ -6,7 +6,9 @@ same *raw* schema, one row per (``datetime``, ``instrument``):
 - required: ``datetime, instrument, open, high, low, close, volume``
 - optional: ``vwap`` (NaN/missing → fallback in cleaning), ``amount`` (missing → vwap·volume),
   ``adj_factor`` (default 1), ``in_universe`` (point-in-time membership, default True),
-  ``is_suspended`` (default False).
+  ``is_suspended`` (default False), ``is_trading`` (the opposite convention, e.g. baostock's
+  ``tradestatus``: 1 = trading; map it with ``columns: {is_trading: tradestatus}``), ``is_st``
+  (special treatment: ±5 % price limit on the main boards under ``market: cn``).
 
 Prices are *unadjusted* unless :attr:`RawData.adjusted` says the source already multiplied them by
 ``adj_factor`` (the qlib store does); cleaning never adjusts twice.
@@ -24,7 +26,7 @@ INSTRUMENT_COL = "instrument"
 PRICE_COLS: tuple[str, ...] = ("open", "high", "low", "close")
 REQUIRED_COLS: tuple[str, ...] = (DATE_COL, INSTRUMENT_COL, *PRICE_COLS, "volume")
 NUMERIC_COLS: tuple[str, ...] = (*PRICE_COLS, "volume", "vwap", "amount", "adj_factor")
-FLAG_COLS: tuple[str, ...] = ("in_universe", "is_suspended")
+FLAG_COLS: tuple[str, ...] = ("in_universe", "is_suspended", "is_trading", "is_st")
 OPTIONAL_COLS: tuple[str, ...] = ("vwap", "amount", "adj_factor", *FLAG_COLS)
 RAW_COLS: tuple[str, ...] = (*REQUIRED_COLS, *OPTIONAL_COLS)
 

@@ -8,6 +8,7 @@ simulator's planted oracle, Alpha2, AlphaFormer, GP, AlphaGen — writes one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ import torch
 from alphaminer.evaluation.metrics import ic_summary_table
 from alphaminer.expr import Evaluator, parse
 from alphaminer.panel import Panel
+
+log = logging.getLogger(__name__)
 
 
 def split_summary(
@@ -83,6 +86,7 @@ class AlphaSet:
         """``[K, T, S]`` factor values on ``panel`` (universe-masked)."""
         if not self.formulas:
             return torch.empty((0, panel.T, panel.S), dtype=torch.float32, device=panel.device)
+        _check_formulas(self.names, self.formulas, panel)
         ev = evaluator or Evaluator(panel)
         return ev.evaluate_many(self.formulas)
 
@@ -134,3 +138,21 @@ class AlphaSet:
             metrics=metrics if any(metrics) else [],
             meta=dict(d.get("meta") or {}),
         )
+
+
+def _check_formulas(names: list[str], formulas: list[str], panel: Panel) -> None:
+    """Name the formula behind an unknown feature; warn where a window outruns the history."""
+    from alphaminer.expr.ast import features_used, max_lookback
+
+    for name, text in zip(names, formulas):
+        node = parse(text)
+        for feat in sorted(features_used(node)):
+            if not panel.has_feature(feat):
+                try:
+                    panel.feature(feat)
+                except KeyError as e:
+                    raise KeyError(f"formula {name!r} = {text}: {e.args[0]}") from None
+        need = max_lookback(node)
+        if need >= panel.T:
+            log.warning("formula %r = %s needs %d days of history but the panel has %d: its "
+                        "values are all NaN", name, text, need + 1, panel.T)

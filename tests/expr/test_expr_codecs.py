@@ -142,8 +142,8 @@ def test_qlib_import() -> None:
     assert parse_qlib("2*$close") == parse("Mul(2.0,close)")
     assert parse_qlib("$close*-1") == parse("Mul(close,-1.0)")
     assert parse_qlib("Ref($close, -2)") == parse("Ref(close,-2d)")
-    with pytest.raises(ParseError, match="IdxMax"):
-        parse_qlib("IdxMax($high, 30)")
+    with pytest.raises(ParseError, match="Count"):
+        parse_qlib("Count($high, 30)")
     with pytest.raises(ParseError, match="integer window"):
         parse_qlib("Mean($close, 2.5)")
     with pytest.raises(ParseError, match="column 6"):

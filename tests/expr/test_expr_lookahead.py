@@ -10,7 +10,16 @@ from expr_testutils import make_panel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alphaminer.expr import OPERATORS, ArgType, Call, Evaluator, Feature, Window, max_lookahead
+from alphaminer.expr import (
+    OPERATORS,
+    ArgType,
+    Call,
+    Constant,
+    Evaluator,
+    Feature,
+    Window,
+    max_lookahead,
+)
 
 BASE = make_panel(T=48, S=7, seed=11)
 
@@ -43,6 +52,8 @@ def _one_per_operator() -> list[str]:
         for i, kind in enumerate(op.args):
             if kind is ArgType.WINDOW:
                 args.append(Window(max(op.min_window, 5)))
+            elif kind is ArgType.CONSTANT:  # Quantile's level, FillNaN's fill value
+                args.append(Constant(0.5))
             else:
                 args.append(Feature(("close", "volume")[i % 2]))
         out.append(str(Call(op.name, args)))

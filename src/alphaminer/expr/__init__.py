@@ -6,7 +6,8 @@
 'Div(Sub(close,open),Sub(high,low))'
 """
 
-from alphaminer.expr import kernels
+from alphaminer.expr import kernels, qlib_kernels
+from alphaminer.expr.alpha158 import alpha158_alphas, alpha158_exprs, alpha158_qlib
 from alphaminer.expr.ast import (
     Call,
     Constant,
@@ -50,8 +51,10 @@ from alphaminer.expr.parser import (
 __all__ = [
     "AMOUNT", "FEATURE_DIMS", "NONE", "OPERATORS", "PRICE", "VOLUME", "ArgType", "Call",
     "Constant", "Dim", "DimRule", "DimensionError", "Evaluator", "Expr", "ExprError", "Feature",
-    "Node", "OpKind", "Operator", "ParseError", "RPNError", "Window", "cs_rank", "cs_zscore",
-    "depth", "dimension_of", "evaluate", "evaluate_many", "features_used", "from_rpn",
+    "Node", "OpKind", "Operator", "ParseError", "RPNError", "Window", "alpha158_alphas",
+    "alpha158_exprs", "alpha158_qlib", "cs_rank", "cs_zscore", "depth", "dimension_of",
+    "evaluate", "evaluate_many", "features_used", "from_rpn",
     "get_operator", "is_dimension_valid", "kernels", "max_lookahead", "max_lookback", "n_nodes",
-    "parse", "parse_alphagen", "parse_qlib", "size", "subexpressions", "to_rpn",
+    "parse", "parse_alphagen", "parse_qlib", "qlib_kernels", "size", "subexpressions",
+    "to_rpn",
 ]

@@ -116,6 +116,12 @@ class Call(Node):
                 if not isinstance(a, Feature | Call):
                     raise ExprError(f"{where} must be a series (feature or operator), got {a}")
                 n_series += 1
+            elif kind is ArgType.CONSTANT:
+                if not isinstance(a, Constant):
+                    raise ExprError(f"{where} must be a constant number, got {a}")
+                lo, hi = spec.constant_range or (-math.inf, math.inf)
+                if not lo <= a.value <= hi:
+                    raise ExprError(f"{where}: {a} is outside [{lo}, {hi}]")
             elif kind is ArgType.OPERAND:
                 if isinstance(a, Window) or not isinstance(a, Node):
                     raise ExprError(f"{where} must be a series or a constant, got {a}")

@@ -134,6 +134,28 @@ def _dimensionless(*_: Dim) -> Dim:
     return NONE
 
 
+def _first(a: Dim, *_params: Dim) -> Dim:
+    """Unit of the series; the later constant parameters (a quantile level, a fill) are numbers."""
+    return a
+
+
+def _compare(a: Dim, b: Dim) -> Dim:
+    _match(a, b)  # comparing a price with a volume is meaningless
+    return NONE
+
+
+def _branch(_cond: Dim, a: Dim, b: Dim) -> Dim:
+    """``If``: the condition may have any unit (only its sign matters); branches must match."""
+    return _match(a, b)
+
+
+def _power(a: Dim, b: Dim) -> Dim:
+    """Only dimensionless ``x ** y`` is defined: a fractional power of a price has no unit here."""
+    if not (a.is_dimensionless and b.is_dimensionless):
+        raise DimensionError(f"Power needs dimensionless operands ({a} ** {b})")
+    return NONE
+
+
 #: rule name → function of the (non-window) argument dimensions.
 RULES: dict[DimRule, Callable[..., Dim]] = {
     DimRule.SAME: _same,
@@ -146,6 +168,10 @@ RULES: dict[DimRule, Callable[..., Dim]] = {
     DimRule.COVARIANCE: _covariance,
     DimRule.LOG: _log,
     DimRule.DIMENSIONLESS: _dimensionless,
+    DimRule.FIRST: _first,
+    DimRule.COMPARE: _compare,
+    DimRule.BRANCH: _branch,
+    DimRule.POWER: _power,
 }
 
 

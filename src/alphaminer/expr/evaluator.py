@@ -7,6 +7,11 @@ the qlib/alphagen convention) — set ``cs_universe=False`` to use every stock w
 
 Sub-expression results are kept in a byte-bounded LRU cache keyed by canonical text, so a batch
 of formulas sharing ``Mean(close,20d)`` computes it once.
+
+``min_periods`` switches rolling operators to pandas' partial windows (qlib's
+``rolling(d, min_periods=1)``): a window needs only ``min(min_periods, d)`` valid values, NaNs
+inside it are skipped and warm-up days get values. The default (``None``) is the language's
+full-window rule and runs the unchanged fast kernels.
 """
 
 from __future__ import annotations
@@ -77,14 +82,23 @@ class Evaluator:
         panel: the data; results live on ``panel.device``.
         cache_bytes: capacity of the sub-expression cache (0 disables caching across calls).
         cs_universe: cross-sectional operators only see stocks in the day's universe.
+        min_periods: ``None`` (default): full windows. An integer ``m >= 1``: operators with a
+            partial-window kernel (the table's ``partial_kernel``) need only ``min(m, d)`` valid
+            values in a window and skip NaNs (pandas ``rolling(d, min_periods=m)``; qlib uses
+            ``m = 1``). Operators without one (``Ref Delta TsReturn WMA EMA ArgMax ArgMin
+            TsZScore``, elementwise, cross-sectional) are unchanged.
     """
 
-    def __init__(self, panel: Panel, cache_bytes: int = 1 << 30, cs_universe: bool = True
-                 ) -> None:
+    def __init__(self, panel: Panel, cache_bytes: int = 1 << 30, cs_universe: bool = True,
+                 min_periods: int | None = None) -> None:
         if not isinstance(panel, Panel):
             raise TypeError(f"Evaluator needs a Panel, got {type(panel).__name__}")
+        if min_periods is not None and (isinstance(min_periods, bool)
+                                        or int(min_periods) != min_periods or min_periods < 1):
+            raise ValueError(f"min_periods must be None or an integer >= 1, got {min_periods!r}")
         self.panel = panel
         self.cs_universe = cs_universe
+        self.min_periods = None if min_periods is None else int(min_periods)
         self._cache = _LRU(cache_bytes)
 
     # ------------------------------------------------------------------ public API
@@ -147,13 +161,19 @@ class Evaluator:
         args = [self._arg(a, memo) for a in node.args]
         if spec.kind is OpKind.CROSS_SECTIONAL and self.cs_universe:
             args = [self.panel.mask_universe(a) for a in args]
-        out = spec.kernel(*args)
+        if self.min_periods is not None and spec.partial_kernel is not None:
+            d = next(a.days for a in node.args if isinstance(a, Window))
+            out = spec.partial_kernel(*args, min_periods=min(self.min_periods, d))
+        else:
+            out = spec.kernel(*args)
         return kn.finite_or_nan(out.to(torch.float32))
 
 
-def evaluate(expr: Node | str, panel: Panel, mask_universe: bool = True) -> torch.Tensor:
+def evaluate(expr: Node | str, panel: Panel, mask_universe: bool = True,
+             min_periods: int | None = None) -> torch.Tensor:
     """One-off evaluation (no cache kept)."""
-    return Evaluator(panel, cache_bytes=0).evaluate(expr, mask_universe=mask_universe)
+    return Evaluator(panel, cache_bytes=0, min_periods=min_periods).evaluate(
+        expr, mask_universe=mask_universe)
 
 
 def evaluate_many(exprs: Iterable[Node | str], panel: Panel, mask_universe: bool = True

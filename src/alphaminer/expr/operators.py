@@ -15,6 +15,7 @@ from enum import StrEnum
 import torch
 
 from alphaminer.expr import kernels as kn
+from alphaminer.expr import qlib_kernels as qk
 
 
 class OpKind(StrEnum):
@@ -27,6 +28,7 @@ class ArgType(StrEnum):
     SERIES = "series"      # a feature or an operator result
     OPERAND = "operand"    # a series or a constant
     WINDOW = "window"      # a number of days, written 20d
+    CONSTANT = "constant"  # a literal number fixed in the formula (Quantile's q, FillNaN's c)
 
 
 class DimRule(StrEnum):
@@ -42,6 +44,10 @@ class DimRule(StrEnum):
     COVARIANCE = "covariance"        # Cov: product of the centred units
     LOG = "log"                      # Log: dimensional → log-unit
     DIMENSIONLESS = "dimensionless"  # Sign, Corr, ranks, z-scores, returns, arg-extremes
+    FIRST = "first"                  # unit of the first argument (Quantile, FillNaN)
+    COMPARE = "compare"              # Gt, Eq, ...: both units equal → dimensionless 1/0
+    BRANCH = "branch"                # If: the two branches' units equal → that unit
+    POWER = "power"                  # Power: dimensionless base and exponent only
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,12 @@ class Operator:
     allow_negative_window: bool = False
     #: "window" → needs d earlier days (Ref, Delta); "span" → d-1 (rolling windows incl. today)
     lookback_rule: str = "span"
+    #: kernel(*args, min_periods=m) of the NaN-skipping partial-window mode (pandas
+    #: ``rolling(d, min_periods=m)``, used by ``Evaluator(min_periods=m)``); None → the operator
+    #: keeps its full-window semantics in that mode.
+    partial_kernel: Callable[..., torch.Tensor] | None = None
+    #: allowed closed range of CONSTANT arguments (None → any finite number)
+    constant_range: tuple[float, float] | None = None
 
     @property
     def arity(self) -> int:
@@ -78,7 +90,7 @@ class Operator:
         return d - 1
 
 
-S_, O_, W_ = ArgType.SERIES, ArgType.OPERAND, ArgType.WINDOW
+S_, O_, W_, C_ = ArgType.SERIES, ArgType.OPERAND, ArgType.WINDOW, ArgType.CONSTANT
 EW, TS, CS = OpKind.ELEMENTWISE, OpKind.TIME_SERIES, OpKind.CROSS_SECTIONAL
 D = DimRule
 
@@ -114,27 +126,45 @@ _TABLE: tuple[Operator, ...] = (
     Operator("Div", EW, (O_, O_), D.QUOTIENT, kn.safe_div, "x / y; y == 0 → NaN"),
     Operator("Greater", EW, (O_, O_), D.MATCH, kn.greater, "elementwise max(x, y)"),
     Operator("Less", EW, (O_, O_), D.MATCH, kn.less, "elementwise min(x, y)"),
+    Operator("Power", EW, (O_, O_), D.POWER, qk.power, "x ** y; undefined → NaN"),
+    Operator("Gt", EW, (O_, O_), D.COMPARE, qk.gt, "1.0 if x > y else 0.0; NaN if either NaN"),
+    Operator("Ge", EW, (O_, O_), D.COMPARE, qk.ge, "1.0 if x >= y else 0.0; NaN if either NaN"),
+    Operator("Lt", EW, (O_, O_), D.COMPARE, qk.lt, "1.0 if x < y else 0.0; NaN if either NaN"),
+    Operator("Le", EW, (O_, O_), D.COMPARE, qk.le, "1.0 if x <= y else 0.0; NaN if either NaN"),
+    Operator("Eq", EW, (O_, O_), D.COMPARE, qk.eq, "1.0 if x == y else 0.0; NaN if either NaN"),
+    Operator("Ne", EW, (O_, O_), D.COMPARE, qk.ne, "1.0 if x != y else 0.0; NaN if either NaN"),
+    Operator("If", EW, (O_, O_, O_), D.BRANCH, qk.if_then_else,
+             "a where cond != 0, b where cond == 0; NaN where cond is NaN"),
+    Operator("FillNaN", EW, (S_, C_), D.FIRST, qk.fill_nan, "x with NaN replaced by c"),
     # time series
     Operator("Ref", TS, (S_, W_), D.SAME, kn.ts_ref, "x d days ago (d < 0: d days ahead)",
              min_window=0, allow_negative_window=True, lookback_rule="window"),
-    Operator("Mean", TS, (S_, W_), D.SAME, kn.ts_mean, "rolling mean"),
-    Operator("Med", TS, (S_, W_), D.SAME, kn.ts_med, "rolling median"),
-    Operator("Sum", TS, (S_, W_), D.SAME, kn.ts_sum, "rolling sum"),
-    Operator("Std", TS, (S_, W_), D.CENTRED, kn.ts_std, "rolling std, ddof=1", min_window=2),
+    Operator("Mean", TS, (S_, W_), D.SAME, kn.ts_mean, "rolling mean",
+             partial_kernel=qk.partial_mean),
+    Operator("Med", TS, (S_, W_), D.SAME, kn.ts_med, "rolling median",
+             partial_kernel=qk.partial_med),
+    Operator("Sum", TS, (S_, W_), D.SAME, kn.ts_sum, "rolling sum",
+             partial_kernel=qk.partial_sum),
+    Operator("Std", TS, (S_, W_), D.CENTRED, kn.ts_std, "rolling std, ddof=1", min_window=2,
+             partial_kernel=qk.partial_std),
     Operator("Var", TS, (S_, W_), D.SQUARE, kn.ts_var, "rolling variance, ddof=1",
-             min_window=2),
-    Operator("Max", TS, (S_, W_), D.SAME, kn.ts_max, "rolling max"),
-    Operator("Min", TS, (S_, W_), D.SAME, kn.ts_min, "rolling min"),
-    Operator("Mad", TS, (S_, W_), D.CENTRED, kn.ts_mad, "mean absolute deviation from mean"),
+             min_window=2, partial_kernel=qk.partial_var),
+    Operator("Max", TS, (S_, W_), D.SAME, kn.ts_max, "rolling max",
+             partial_kernel=qk.partial_max),
+    Operator("Min", TS, (S_, W_), D.SAME, kn.ts_min, "rolling min",
+             partial_kernel=qk.partial_min),
+    Operator("Mad", TS, (S_, W_), D.CENTRED, kn.ts_mad, "mean absolute deviation from mean",
+             partial_kernel=qk.partial_mad),
     Operator("Delta", TS, (S_, W_), D.CENTRED, kn.ts_delta, "x - Ref(x, d)",
              lookback_rule="window"),
     Operator("WMA", TS, (S_, W_), D.SAME, kn.ts_wma, "linearly weighted mean (1..d)"),
     Operator("EMA", TS, (S_, W_), D.SAME, kn.ts_ema, "finite-window exponential mean"),
     Operator("Skew", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_skew, "rolling skewness",
-             min_window=3),
+             min_window=3, partial_kernel=qk.partial_skew),
     Operator("Kurt", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_kurt, "rolling excess kurtosis",
-             min_window=4),
-    Operator("TsRank", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_rank, "today's rank in window"),
+             min_window=4, partial_kernel=qk.partial_kurt),
+    Operator("TsRank", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_rank, "today's rank in window",
+             partial_kernel=qk.partial_rank),
     Operator("TsZScore", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_zscore,
              "(x - Mean) / Std", min_window=2),
     Operator("TsReturn", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_return, "x / Ref(x, d) - 1",
@@ -142,9 +172,33 @@ _TABLE: tuple[Operator, ...] = (
     Operator("ArgMax", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_argmax, "days since window max"),
     Operator("ArgMin", TS, (S_, W_), D.DIMENSIONLESS, kn.ts_argmin, "days since window min"),
     Operator("Cov", TS, (S_, S_, W_), D.COVARIANCE, kn.ts_cov, "rolling covariance, ddof=1",
-             min_window=2),
+             min_window=2, partial_kernel=qk.partial_cov),
     Operator("Corr", TS, (S_, S_, W_), D.DIMENSIONLESS, kn.ts_corr, "rolling correlation",
-             min_window=2),
+             min_window=2, partial_kernel=qk.partial_corr),
+    # time series with qlib's names and semantics (alphaminer.expr.qlib_kernels)
+    Operator("IdxMax", TS, (S_, W_), D.DIMENSIONLESS, qk.ts_idxmax,
+             "1-based position of the window max from the oldest day (ties → oldest)",
+             partial_kernel=qk.ts_idxmax),
+    Operator("IdxMin", TS, (S_, W_), D.DIMENSIONLESS, qk.ts_idxmin,
+             "1-based position of the window min from the oldest day (ties → oldest)",
+             partial_kernel=qk.ts_idxmin),
+    Operator("Slope", TS, (S_, W_), D.CENTRED, qk.ts_slope,
+             "least-squares slope of x on the day index 1..d", min_window=2,
+             partial_kernel=qk.ts_slope),
+    Operator("Rsquare", TS, (S_, W_), D.DIMENSIONLESS, qk.ts_rsquare,
+             "R² of x regressed on the day index", min_window=2, partial_kernel=qk.ts_rsquare),
+    Operator("Resi", TS, (S_, W_), D.CENTRED, qk.ts_resi,
+             "today's residual of x regressed on the day index", min_window=2,
+             partial_kernel=qk.ts_resi),
+    Operator("Quantile", TS, (S_, W_, C_), D.FIRST, qk.ts_quantile,
+             "rolling q-quantile, linear interpolation", partial_kernel=qk.ts_quantile,
+             constant_range=(0.0, 1.0)),
+    Operator("EWM", TS, (S_, W_), D.SAME, qk.ts_ewm,
+             "whole-history exponential mean, pandas ewm(span=d, adjust=True)",
+             partial_kernel=qk.ts_ewm),
+    Operator("QlibWMA", TS, (S_, W_), D.SAME, qk.ts_qlib_wma,
+             "qlib's WMA: nanmean(w * x), w = (1..d)/sum(1..d) (= WMA / d)",
+             partial_kernel=qk.ts_qlib_wma),
     # cross-sectional
     Operator("CSRank", CS, (S_,), D.DIMENSIONLESS, kn.cs_rank, "average rank / count"),
     Operator("CSZScore", CS, (S_,), D.DIMENSIONLESS, kn.cs_zscore, "(x - mean) / std, ddof=1"),

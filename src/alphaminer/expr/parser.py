@@ -6,9 +6,12 @@
   with the column and a caret under the offending character.
 - :func:`parse_alphagen` reads alphagen's printout (``Mean($close,20d)``, ``Constant(-0.5)``,
   its ``Rank`` = our ``TsRank``).
-- :func:`parse_qlib` reads qlib expressions (``Mean($close, 20)``, infix ``+ - * /``, unary
-  minus); an integer in a rolling operator's last slot is the window. Unsupported qlib operators
-  raise a :class:`ParseError` naming them.
+- :func:`parse_qlib` reads qlib expressions (``Mean($close, 20)``, infix ``+ - * / **``,
+  comparisons ``> >= < <= == !=``, unary minus) with Python's precedence; an integer in a
+  rolling operator's window slot is the window. Names map to operators or compositions that give
+  qlib 0.9.7's numbers (:data:`QLIB_NAMES`; comparisons become ``FillNaN(Gt(a,b),0.0)`` because
+  pandas compares NaN as False, ``!=`` as True). Unsupported qlib operators, infix operators
+  (``& | ~ %``) and window 0 (qlib's expanding windows) raise a :class:`ParseError` naming them.
 - :func:`to_rpn` / :func:`from_rpn` convert to/from postfix token lists.
 """
 
@@ -33,25 +36,37 @@ class ParseError(ValueError):
 #: alphagen operator names that differ from ours.
 ALPHAGEN_NAMES: dict[str, str] = {"Rank": "TsRank"}
 
-#: qlib operator names → ours (same semantics; see docs/operators.md).
+#: qlib operator names → ours. Each gives qlib 0.9.7's numbers on full windows (and, with
+#: ``Evaluator(min_periods=1)``, on qlib's partial windows too); see docs/operators.md.
 QLIB_NAMES: dict[str, str] = {
     "Abs": "Abs", "Log": "Log", "Sign": "Sign", "Add": "Add", "Sub": "Sub", "Mul": "Mul",
     "Div": "Div", "Greater": "Greater", "Less": "Less", "Ref": "Ref", "Mean": "Mean",
     "Sum": "Sum", "Std": "Std", "Var": "Var", "Skew": "Skew", "Kurt": "Kurt", "Max": "Max",
     "Min": "Min", "Med": "Med", "Mad": "Mad", "Rank": "TsRank", "Delta": "Delta",
-    "WMA": "WMA", "EMA": "EMA", "Corr": "Corr", "Cov": "Cov",
+    "WMA": "QlibWMA", "EMA": "EWM", "Corr": "Corr", "Cov": "Cov", "Power": "Power",
+    "IdxMax": "IdxMax", "IdxMin": "IdxMin", "Slope": "Slope", "Rsquare": "Rsquare",
+    "Resi": "Resi", "Quantile": "Quantile", "If": "If",
+    "Gt": "Gt", "Ge": "Ge", "Lt": "Lt", "Le": "Le", "Eq": "Eq", "Ne": "Ne",
 }
-#: qlib operators with no exact counterpart here (refused rather than silently approximated).
+#: qlib operators with no counterpart here (refused rather than silently approximated).
 QLIB_UNSUPPORTED: frozenset[str] = frozenset({
-    "Power", "Not", "And", "Or", "Gt", "Ge", "Lt", "Le", "Eq", "Ne", "If", "Mask",
-    "ChangeInstrument", "IdxMax", "IdxMin", "Quantile", "Count", "Slope", "Rsquare", "Resi",
+    "Not", "And", "Or", "Mask", "ChangeInstrument", "Count", "TResample",
 })
+#: infix comparisons → comparison operators (1.0 / 0.0).
+COMPARISONS: dict[str, str] = {">": "Gt", ">=": "Ge", "<": "Lt", "<=": "Le", "==": "Eq",
+                               "!=": "Ne"}
+#: infix operators Python (hence qlib) knows that this language does not, with their meaning.
+_UNSUPPORTED_INFIX: dict[str, str] = {
+    "&": "qlib And", "|": "qlib Or", "~": "qlib Not", "%": "modulo", "//": "floor division",
+    "^": "bitwise xor", "!": "logical not", "=": "assignment",
+}
 
 _TOKEN_RE = re.compile(r"""
     (?P<ws>\s+)
   | (?P<number>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?P<dsuffix>d(?![A-Za-z0-9_]))?)
   | (?P<name>\$?[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<punct>[(),+\-*/])
+  | (?P<string>'[^']*'|"[^"]*")
+  | (?P<punct>\*\*|>=|<=|==|!=|//|[(),+\-*/<>&|~%^!=])
 """, re.VERBOSE)
 
 
@@ -123,10 +138,43 @@ class _Parser:
         node = self.infix() if self.dialect == "qlib" else self.atom()
         t = self.peek()
         if t.kind != "end":
+            self.refuse_infix(t)
             raise self.error(f"unexpected {t.text!r} after a complete expression", t)
         return node
 
+    def refuse_infix(self, t: _Tok) -> None:
+        """Raise a ParseError naming the infix operator ``t`` if it is not allowed here."""
+        if t.kind != "punct":
+            return
+        if t.text in _UNSUPPORTED_INFIX:
+            raise self.error(f"infix operator {t.text!r} ({_UNSUPPORTED_INFIX[t.text]}) is not "
+                             f"supported", t)
+        names = {**COMPARISONS, "+": "Add", "-": "Sub", "*": "Mul", "/": "Div", "**": "Power"}
+        if self.dialect != "qlib" and t.text in names:
+            raise self.error(f"infix {t.text!r} is not {self.dialect} syntax; write "
+                             f"{names[t.text]}(x,y)", t)
+
     def infix(self) -> Node:
+        node = self.additive()
+        t = self.peek()
+        if t.text in COMPARISONS:
+            self.take()
+            rhs = self.additive()
+            node = self.qlib_compare(COMPARISONS[t.text], [node, rhs], t)
+            nxt = self.peek()
+            if nxt.text in COMPARISONS:
+                raise self.error(f"chained comparison {t.text!r} ... {nxt.text!r} is not "
+                                 f"supported; parenthesise", nxt)
+        self.refuse_infix(self.peek())
+        return node
+
+    def qlib_compare(self, op: str, args: list[Node], tok: _Tok,
+                     arg_toks: list[_Tok] | None = None) -> Node:
+        """numpy/pandas compare NaN as False (``!=`` as True): qlib's ``a > b`` is 0.0 there."""
+        fill = 1.0 if op == "Ne" else 0.0
+        return Call("FillNaN", [self.build(op, args, tok, arg_toks), Constant(fill)])
+
+    def additive(self) -> Node:
         node = self.term()
         while self.peek().text in ("+", "-"):
             op = self.take()
@@ -153,6 +201,18 @@ class _Parser:
         if t.text == "+":
             self.take()
             return self.unary()
+        if t.text == "~":
+            self.refuse_infix(t)
+        node = self.primary()
+        op = self.peek()
+        if op.text == "**":  # Python: binds tighter than a unary minus on its left
+            self.take()
+            exponent = self.unary()
+            return self.build("Power", [node, exponent], op)
+        return node
+
+    def primary(self) -> Node:
+        t = self.peek()
         if t.text == "(":
             self.take()
             node = self.infix()
@@ -176,6 +236,8 @@ class _Parser:
             if self.peek().text == "(":
                 return self.call(t)
             return self.feature(t)
+        if t.kind == "string":
+            raise self.error(f"string literal {t.text} is not supported", t)
         found = "end of input" if t.kind == "end" else repr(t.text)
         raise self.error(f"expected an expression, found {found}", t)
 
@@ -208,20 +270,31 @@ class _Parser:
                 if self.peek().text == ",":
                     self.take()
                     continue
+                self.refuse_infix(self.peek())
                 break
         self.expect(")")
         spec = OPERATORS[op]
         if len(args) != spec.arity:
             raise self.error(f"{op} takes {spec.arity} arguments, got {len(args)}", name_tok)
-        if self.dialect == "qlib":
-            args = [self.qlib_window(a, kind, t)
-                    for a, kind, t in zip(args, spec.args, arg_toks)]
+        if self.dialect != "qlib":
+            return self.build(op, args, name_tok, arg_toks)
+        args = [self.qlib_window(name, a, kind, t)
+                for a, kind, t in zip(args, spec.args, arg_toks)]
+        if op in COMPARISONS.values():
+            return self.qlib_compare(op, args, name_tok, arg_toks)
+        if op == "If" and isinstance(args[0], Feature | Call) and not (
+                isinstance(args[0], Call) and args[0].op == "FillNaN"):
+            # numpy's where() takes a NaN condition as true
+            args[0] = Call("FillNaN", [args[0], Constant(1.0)])
         return self.build(op, args, name_tok, arg_toks)
 
-    def qlib_window(self, a: Node, kind: ArgType, tok: _Tok) -> Node:
+    def qlib_window(self, qlib_op: str, a: Node, kind: ArgType, tok: _Tok) -> Node:
         if kind is not ArgType.WINDOW or isinstance(a, Window):
             return a
         if isinstance(a, Constant) and a.value == int(a.value):
+            if a.value == 0:
+                what = "the first day's value" if qlib_op == "Ref" else "an expanding window"
+                raise self.error(f"qlib {qlib_op}(x, 0) ({what}) has no equivalent here", tok)
             return Window(int(a.value))
         raise self.error(f"expected an integer window, got {a}", tok)
 
@@ -318,6 +391,6 @@ def is_series(e: Node) -> bool:
 
 
 __all__ = [
-    "ALPHAGEN_NAMES", "QLIB_NAMES", "QLIB_UNSUPPORTED", "OpKind", "ParseError", "RPNError",
-    "from_rpn", "is_series", "parse", "parse_alphagen", "parse_qlib", "to_rpn",
+    "ALPHAGEN_NAMES", "COMPARISONS", "QLIB_NAMES", "QLIB_UNSUPPORTED", "OpKind", "ParseError",
+    "RPNError", "from_rpn", "is_series", "parse", "parse_alphagen", "parse_qlib", "to_rpn",
 ]

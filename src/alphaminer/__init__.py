@@ -1,3 +1,68 @@
-"""AlphaMiner: mining, combining and backtesting formulaic alpha factors."""
+"""AlphaMiner: mining, combining and backtesting formulaic alpha factors.
+
+Importing the package sets the process's OpenMP defaults (:func:`apply_thread_defaults`) before
+torch loads, so this module must import nothing heavy (stdlib only).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
 
 __version__ = "0.1.0"
+
+#: Environment variables a user may set to control OpenMP waiting; when either is set we keep out.
+_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    ``os.cpu_count()`` counts the host's CPUs, which over-counts in containers and under
+    ``taskset``; sizing thread pools by it oversubscribes the cores we actually get.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(float(quota) / float(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def apply_thread_defaults() -> dict[str, str]:
+    """Set OpenMP defaults for shared CPUs in ``os.environ``; return what was set.
+
+    torch's CPU kernels run on libgomp, whose idle threads spin-wait (``GOMP_SPINCOUNT``
+    300,000) after every parallel region. On a quiet machine that hides wake-up latency; on a
+    shared one the spinning thread burns the core the main thread needs next, and an AlphaNet
+    epoch ran 13-70x slower beside busy processes instead of the ~2.5x fair share (see the
+    benchmarks README, "Shared CPU"). ``OMP_WAIT_POLICY=PASSIVE`` makes idle threads sleep.
+
+    Only effective before torch (libgomp) is loaded, which importing any ``alphaminer`` module
+    first guarantees. Values the user already set are kept (if either ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` is set, neither is touched); ``ALPHAMINER_THREAD_DEFAULTS=0`` turns this
+    off. ``OMP_NUM_THREADS`` is set only when a cgroup quota or affinity mask leaves fewer CPUs
+    than the host has, since libgomp does not read the quota and would start a thread per host
+    CPU.
+    """
+    if os.environ.get("ALPHAMINER_THREAD_DEFAULTS", "1").strip().lower() in ("0", "false", "no"):
+        return {}
+    if "torch" in sys.modules:
+        return {}  # libgomp already read its environment; changing it now would only mislead
+    changed: dict[str, str] = {}
+    if not any(v in os.environ for v in _WAIT_VARS):
+        changed["OMP_WAIT_POLICY"] = "PASSIVE"
+    n = available_cpus()
+    if "OMP_NUM_THREADS" not in os.environ and n < (os.cpu_count() or n):
+        changed["OMP_NUM_THREADS"] = str(n)
+    os.environ.update(changed)
+    return changed
+
+
+apply_thread_defaults()

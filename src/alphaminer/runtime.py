@@ -1,4 +1,8 @@
-"""Process-wide helpers every layer may use: seeding and device choice (DESIGN §2, §7)."""
+"""Process-wide helpers every layer may use: seeding, device choice and CPU threads (DESIGN §2, §7).
+
+The OpenMP environment defaults for shared CPUs are applied in ``alphaminer/__init__.py``
+(they must precede torch's import, which this module does).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+from alphaminer import available_cpus
 
 C = TypeVar("C")
 
@@ -56,3 +62,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} requested but CUDA is not available; use 'auto'")
     return dev
+
+
+def thread_report() -> dict[str, Any]:
+    """The CPU threading this process runs with (logged at the start of a run).
+
+    Useful when a run is unexpectedly slow on a shared machine: torch's intra-op and inter-op
+    thread counts, the CPUs really available, and the OpenMP variables libgomp read at start.
+    """
+    return {"torch_threads": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads(),
+            "available_cpus": available_cpus(),
+            **{k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                               "OMP_NUM_THREADS") if k in os.environ}}
+
+
+__all__ = ["available_cpus", "config_from", "resolve_device", "seed_everything", "thread_report"]

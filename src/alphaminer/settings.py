@@ -2,9 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from alphaminer.hooks import ManifestHooks
+from alphaminer.hooks import ManifestHooks, RunLockHooks
 
-HOOKS = (ManifestHooks(),)
+# RunLockHooks first: a second concurrent run in this project fails before anything runs.
+HOOKS = (RunLockHooks(), ManifestHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -109,14 +109,16 @@ def test_resume_after_kill_gives_identical_checkpoint(tmp_path):
     with pytest.raises(Killed):
         train_alphanet(imgs, cfg, checkpoint_dir=tmp_path / "cut", on_epoch_end=kill_after_2)
     resumed = train_alphanet(imgs, cfg, checkpoint_dir=tmp_path / "cut")
-    for sub in ("best", "last"):
-        a = load_file(str(tmp_path / "full" / sub / "model.safetensors"))
-        b = load_file(str(tmp_path / "cut" / sub / "model.safetensors"))
-        assert a.keys() == b.keys()
-        assert all(torch.equal(a[k], b[k]) for k in a), sub
-    oa = load_file(str(tmp_path / "full" / "last" / "optimizer.safetensors"))
-    ob = load_file(str(tmp_path / "cut" / "last" / "optimizer.safetensors"))
-    assert all(torch.equal(oa[k], ob[k]) for k in oa)
+    # every tensor of the final checkpoint (weights, best weights, Adam moments, RNG states)
+    # read straight from the safetensors files, independent of the checkpoint loader
+    (fa,), (fb,) = (sorted((tmp_path / d).glob("ckpt-*.safetensors"))[-1:]
+                    for d in ("full", "cut"))
+    a, b = load_file(str(fa)), load_file(str(fb))
+    assert a.keys() == b.keys()
+    assert {k.split("/")[0] for k in a} >= {"model", "best_model", "optimizer", "rng"}
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
     assert full.best_epoch == resumed.best_epoch
     np.testing.assert_array_equal(full.history["valid_ic"], resumed.history["valid_ic"])
     # a finished run resumed again does no more work and returns the same best model
@@ -176,3 +178,15 @@ def test_run_checkpoint_dir_is_stable_per_run_and_distinct_across_runs(tmp_path)
     _, other, _ = small_images(T=80, S=12, seed=1)
     assert a != run_checkpoint_dir(tmp_path, other, cfg, mc)
     assert a.parent == tmp_path
+
+
+def test_training_refuses_a_checkpoint_folder_locked_by_another_trainer(tmp_path):
+    from alphaminer.checkpoint import FolderLock, FolderLockedError
+
+    _, imgs, _ = small_images(T=80, S=12)
+    cfg = TrainConfig(epochs=1, progress=False)
+    with FolderLock(tmp_path / "run"), pytest.raises(FolderLockedError, match="in use"):
+        train_alphanet(imgs, cfg, checkpoint_dir=tmp_path / "run")
+    assert not list((tmp_path / "run").glob("ckpt-*"))
+    train_alphanet(imgs, cfg, checkpoint_dir=tmp_path / "run")  # free again once released
+    assert len(list((tmp_path / "run").glob("ckpt-*.json"))) == 1

@@ -12,11 +12,12 @@ Training (:func:`train_alphanet`):
   ``output_sign`` is set from the sign of the epoch's mean *training* IC (never from validation
   data): a higher score then means a higher expected return, and the validation IC used for early
   stopping is the signed IC of that oriented score;
-- after every epoch the complete state (weights, optimizer, RNG states, epoch, best-so-far,
-  history) goes to ``checkpoint_dir/last`` (safetensors + JSON, no pickle, written atomically)
-  and the best weights to ``checkpoint_dir/best`` (:func:`save_checkpoint`). A run killed at any
-  point and started again with the same arguments resumes from the last finished epoch and ends
-  with bit-identical weights (tested).
+- after every epoch the complete state (weights, optimizer, RNG states, best weights so far,
+  epoch, history) goes to ``checkpoint_dir`` in the project's one checkpoint format
+  (:mod:`alphaminer.checkpoint`: safetensors + JSON, no pickle, written atomically), under the
+  folder's live lock. A run killed at any point and started again with the same arguments
+  resumes from the last finished epoch and ends with bit-identical weights (tested); a second
+  live process on the same folder fails at once.
 
 Inference (:func:`predict`) builds stride-1 images for every day in memory-bounded chunks and
 scores each day's cross-section; each score uses only the trailing window, so it is causal.
@@ -24,13 +25,11 @@ scores each day's cross-section; each score uses only the trailing window, so it
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
-import os
-import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,6 +42,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from alphaminer.checkpoint import CheckpointStore, atomic_dir, capture_rng, restore_rng, run_dir
 from alphaminer.evaluation.metrics import daily_ic
 from alphaminer.neural.alphanet.images import (
     FeatureImages,
@@ -168,18 +168,19 @@ def daily_ic_of(images: FeatureImages, scores: torch.Tensor, min_stocks: int) ->
 # ---------------------------------------------------------------------- checkpoints
 def save_checkpoint(model: AlphaNet, path: str | Path, extra: dict[str, Any] | None = None
                     ) -> Path:
-    """Write ``path/model.safetensors`` + ``path/config.json`` (architecture + ``extra``)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Export the model: ``path/model.safetensors`` + ``path/config.json`` (architecture +
+    ``extra``), swapped in as a whole folder so a reader never sees a half-written export.
+
+    This is the trained-model artifact the catalog stores; resumable training state is the
+    :mod:`alphaminer.checkpoint` format (:func:`train_alphanet`).
+    """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"))
     meta = {"format": "alphaminer.alphanet.v1", "architecture": model.config.to_dict(),
             "extra": extra or {}}
-    (tmp / "config.json").write_text(json.dumps(meta, indent=1))
-    _swap_dir(tmp, path)
-    return path
+    with atomic_dir(path) as tmp:
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(meta, indent=1))
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> AlphaNet:
@@ -191,85 +192,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Alp
     model = AlphaNet(AlphaNetConfig.from_dict(meta["architecture"]))
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     return model.to(resolve_device(device)).eval()
-
-
-def _swap_dir(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by ``tmp`` so that one of them is complete at every instant."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, Any] = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{k}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                       meta: dict) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        idx, k = key.split(".", 1)
-        state.setdefault(int(idx), {})[k] = v
-    for key, v in meta["scalars"].items():
-        idx, k = key.split(".", 1)
-        state.setdefault(int(idx), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def _save_last(root: Path, model: AlphaNet, opt: torch.optim.Optimizer, state: dict) -> None:
-    tmp = root / "last.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(tmp / "model.safetensors"))
-    opt_t, opt_meta = _optimizer_tensors(opt)
-    save_file(opt_t, str(tmp / "optimizer.safetensors"))
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            rng[f"cuda{i}"] = s
-    save_file(rng, str(tmp / "rng.safetensors"))
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    full = dict(state, optimizer=opt_meta,
-                numpy_rng=[np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
-                python_rng=[py_state[0], list(py_state[1]), py_state[2]])
-    (tmp / "state.json").write_text(json.dumps(full))
-    _swap_dir(tmp, root / "last")
-
-
-def _load_last(root: Path, model: AlphaNet, opt: torch.optim.Optimizer) -> dict | None:
-    last = root / "last"
-    if not (last / "state.json").exists() and (root / "last.old" / "state.json").exists():
-        last = root / "last.old"  # killed between the two renames of _swap_dir
-    if not (last / "state.json").exists():
-        return None
-    state = json.loads((last / "state.json").read_text())
-    model.load_state_dict(load_file(str(last / "model.safetensors")))
-    _restore_optimizer(opt, load_file(str(last / "optimizer.safetensors")), state["optimizer"])
-    rng = load_file(str(last / "rng.safetensors"))
-    torch.set_rng_state(rng["torch"])
-    if torch.cuda.is_available():
-        cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda"))]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-    n = state["numpy_rng"]
-    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), int(n[2]), int(n[3]), n[4]))
-    p = state["python_rng"]
-    random.setstate((p[0], tuple(p[1]), p[2]))
-    return state
 
 
 def _fingerprint(images: FeatureImages) -> str:
@@ -293,8 +215,7 @@ def run_checkpoint_dir(root: str | Path, images: FeatureImages, config: TrainCon
                        model_config: AlphaNetConfig) -> Path:
     """``root/<hash>``: one resumable folder per (data, config), so a killed run resumes while a
     run with other data or hyper-parameters starts fresh instead of clashing."""
-    blob = json.dumps(_run_key(images, config, model_config), sort_keys=True, default=str)
-    return Path(root) / hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return run_dir(root, _run_key(images, config, model_config))
 
 
 # ---------------------------------------------------------------------- training
@@ -341,9 +262,10 @@ def train_alphanet(
         config: :class:`TrainConfig`.
         model_config: architecture; defaults to :class:`AlphaNetConfig` with the images' rows
             and window.
-        checkpoint_dir: where ``last/`` (resumable state) and ``best/`` go; ``None`` keeps
-            everything in memory.
-        resume: continue from ``checkpoint_dir/last`` when it exists.
+        checkpoint_dir: folder of the resumable state (:class:`~alphaminer.checkpoint.
+            CheckpointStore`, locked for the whole run; see :func:`run_checkpoint_dir`);
+            ``None`` keeps everything in memory.
+        resume: continue from the newest complete checkpoint in ``checkpoint_dir``.
         on_epoch_end: called as ``on_epoch_end(epoch, row)`` after the epoch's checkpoint.
     """
     config = config or TrainConfig()
@@ -370,19 +292,33 @@ def train_alphanet(
     root = Path(checkpoint_dir) if checkpoint_dir is not None else None
     run_key = _run_key(images, config, model_config)
     state: dict[str, Any] = {"epoch": 0, "best_metric": None, "best_epoch": 0,
-                             "bad_epochs": 0, "history": [], "done": False, "run_key": run_key}
-    best_state: dict[str, torch.Tensor] | None = None
-    if root is not None:
-        root.mkdir(parents=True, exist_ok=True)
-        loaded = _load_last(root, model, opt) if resume else None
-        if loaded is not None:
-            if loaded.get("run_key") != run_key:
-                raise ValueError(
-                    f"checkpoint in {root} was written by a different run (config or data "
-                    f"differ); use another checkpoint_dir or resume=False")
-            state = {k: loaded[k] for k in state}
-            log.info("resuming AlphaNet training from %s after epoch %d", root, state["epoch"])
+                             "bad_epochs": 0, "history": [], "done": False}
+    best_state: dict[str, torch.Tensor] = copy.deepcopy(model.state_dict())
+    with contextlib.ExitStack() as stack:
+        store = None
+        if root is not None:
+            store = CheckpointStore(root, config=run_key)
+            stack.enter_context(store.lock())  # a second live trainer here fails loudly
+            loaded = store.load_latest() if resume else None
+            if loaded is not None:
+                ck = loaded.state
+                model.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["optimizer"])
+                restore_rng(ck["rng"])
+                best_state = {k: v.to(device) for k, v in ck["best_model"].items()}
+                state = {k: ck["progress"][k] for k in state}
+                log.info("resuming AlphaNet training from %s after epoch %d", root,
+                         state["epoch"])
+        return _train_loop(model, opt, train, valid, config, device, state, best_state,
+                           store, on_epoch_end)
 
+
+def _train_loop(model: AlphaNet, opt: torch.optim.Optimizer, train: FeatureImages,
+                valid: FeatureImages | None, config: TrainConfig, device: torch.device,
+                state: dict[str, Any], best_state: dict[str, torch.Tensor],
+                store: CheckpointStore | None,
+                on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+    """Epochs from ``state["epoch"] + 1`` on; after each one the whole state goes to ``store``."""
     x_train = train.images.to(device)
     y_train = train.labels.to(device, torch.float32)
     batches = day_batches(train.day_index, config.days_per_batch)
@@ -431,11 +367,7 @@ def train_alphanet(
         improved = state["best_metric"] is None or metric > state["best_metric"]
         if improved:
             state["best_metric"], state["best_epoch"], state["bad_epochs"] = metric, epoch, 0
-            if root is not None:
-                save_checkpoint(model, root / "best",
-                                extra={"epoch": epoch, "valid_ic": valid_ic})
-            else:
-                best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(model.state_dict())
         else:
             state["bad_epochs"] += 1
         row = {"epoch": epoch, "train_loss": loss_sum / max(n_steps, 1), "train_ic": train_ic,
@@ -447,24 +379,23 @@ def train_alphanet(
         log.info("alphanet epoch %d/%d  train_loss %.5f  train_ic %.4f  valid_ic %.4f  "
                  "(%.1fs)%s", epoch, config.epochs, row["train_loss"], train_ic, valid_ic,
                  row["seconds"], "  *best*" if improved else "")
-        if root is not None:
-            _save_last(root, model, opt, state)
+        if store is not None:
+            store.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "rng": capture_rng(), "best_model": best_state, "progress": state},
+                       step=epoch)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     stopped = bool(state["done"]) and state["epoch"] < config.epochs
     if stopped:
         log.info("early stopping after epoch %d (best epoch %d)", state["epoch"],
                  state["best_epoch"])
-    if root is not None:
-        best = load_checkpoint(root / "best", device)
-    else:
-        model.load_state_dict(best_state)
-        best = model.eval()
+    model.load_state_dict(best_state)
     best_metric = state["best_metric"]
     return TrainResult(
-        model=best, history=pd.DataFrame(state["history"]), best_epoch=int(state["best_epoch"]),
+        model=model.eval(), history=pd.DataFrame(state["history"]),
+        best_epoch=int(state["best_epoch"]),
         best_valid_ic=float(best_metric) if best_metric is not None else float("nan"),
-        stopped_early=stopped, checkpoint_dir=root,
+        stopped_early=stopped, checkpoint_dir=store.folder if store is not None else None,
     )
 
 

@@ -270,3 +270,35 @@ def test_no_look_ahead_daily_metrics(t, t_other, seed):
     a = rank_autocorrelation(torch.tensor(g), min_stocks=5)[: t + 1]
     b = rank_autocorrelation(torch.tensor(g2), min_stocks=5)[: t + 1]
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_max_correlation_batched_equals_the_loop_definition():
+    f, _ = _data(K=5, T=30, seed=11, ties=False)
+    ft = torch.tensor(f)
+    z, members = ft[0], [ft[1], -ft[2], ft[3].double(), ft[4]]
+    members[3] = torch.full_like(ft[4], float("nan"))  # no usable day: ignored
+    # the definition, one member at a time against scipy's Pearson per day
+    loop = [np.nanmean(_ref_daily(f[0], m.numpy(), ss.pearsonr, 10)) if torch.isfinite(m).any()
+            else np.nan for m in members]
+    ref = max(abs(c) for c in loop if np.isfinite(c))
+    assert max_correlation(z, members) == pytest.approx(ref, abs=1e-6)
+    assert max_correlation(z, torch.stack([ft[1], -ft[2]])) == pytest.approx(
+        max(abs(loop[0]), abs(loop[1])), abs=1e-6)
+    assert math.isnan(max_correlation(z, [members[3]]))
+    assert max_correlation(z, torch.zeros((0, *z.shape))) == 0.0
+
+
+def test_prepared_target_gives_identical_results():
+    from alphaminer.evaluation import PreparedTarget
+
+    f, y = _data(K=4, T=30, seed=12)
+    ft, yt = torch.tensor(f), torch.tensor(y)
+    prep = PreparedTarget(yt)
+    for fn in (daily_ic, daily_rank_ic):
+        direct = fn(ft, yt, 5).numpy()
+        np.testing.assert_array_equal(fn(ft, prep, 5).numpy(), direct)
+        np.testing.assert_array_equal(fn(ft, prep, 5).numpy(), direct)  # cached second use
+        np.testing.assert_array_equal(fn(ft.double(), prep, 5).numpy(),
+                                      fn(ft.double(), yt, 5).numpy())
+    with pytest.raises(ValueError, match="do not match"):
+        daily_ic(ft[:, :10], prep)

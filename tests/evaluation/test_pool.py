@@ -241,3 +241,61 @@ def test_target_standardisation_and_bad_input():
     with pytest.raises(RuntimeError, match="target"):
         AlphaPool().try_add("x", fs[0])
     assert AlphaPool(target=y).pool_ic() == 0.0
+
+
+def test_evaluate_many_equals_evaluate_one_by_one():
+    y, fs = _market(K=6, seed=10)
+    pool = AlphaPool(capacity=3, target=y)
+    for i in range(3):
+        pool.try_add(f"f{i}", fs[i])
+    cands = [fs[3], fs[4], 2 * fs[0] + 1, fs[5], torch.ones_like(y)]
+    names = [f"c{i}" for i in range(len(cands))]
+    one = [pool.evaluate(n, v) for n, v in zip(names, cands)]
+    many = pool.evaluate_many(names, torch.stack(cands))
+    z = pool.cells.standardise(torch.stack(cands))
+    pre = pool.evaluate_many(names, z, standardised=True)
+    for a, b, c in zip(one, many, pre):
+        assert (a.accepted, a.reason, a.evicted, a.duplicate_of) == \
+            (b.accepted, b.reason, b.evicted, b.duplicate_of) == \
+            (c.accepted, c.reason, c.evicted, c.duplicate_of)
+        assert b.pool_ic == pytest.approx(a.pool_ic, abs=1e-9)
+        assert c.pool_ic == pytest.approx(a.pool_ic, abs=1e-6)
+    assert many[2].duplicate_of == "f0" and not many[4].accepted
+    # the dry run predicts try_add, and the pool is unchanged by the batch
+    other = copy.deepcopy(pool)
+    assert other.try_add("c0", cands[0]).pool_ic == pytest.approx(many[0].pool_ic, abs=1e-9)
+    assert pool.names == ["f0", "f1", "f2"]
+
+
+def test_fused_zscore_sums_equal_pandas_and_the_torch_path():
+    y, fs = _market(K=2, seed=11)
+    fs[1][7] = 3.0  # a constant day
+    fs[1][8, 1:] = float("nan")  # a day with at most one valid cell
+    cells = AlphaPool(target=y).cells
+    V = torch.stack(fs)
+    z, s, dd, b = cells.standardise_sums(V)
+    mask = _sample_mask(y.numpy(), 10)
+    yz = _zscore_pandas(y.numpy(), mask)
+    for k in range(2):
+        ref = _zscore_pandas(fs[k].numpy(), mask)
+        np.testing.assert_allclose(z[k].numpy(), ref, atol=1e-6)
+        np.testing.assert_allclose(s[k], ref.sum(axis=1), atol=1e-5)
+        np.testing.assert_allclose(dd[k], (ref * ref).sum(axis=1), atol=1e-4)
+        np.testing.assert_allclose(b[k], (ref * yz).sum(axis=1), atol=1e-4)
+    assert not z[1, 7].any() and not z[1, 8].any()
+    zt = cells.standardise(V)  # the torch path (cs_zscore) used off CPU
+    np.testing.assert_allclose(z.numpy(), zt.numpy(), atol=1e-6)
+
+
+def test_warm_started_lasso_equals_a_cold_solve():
+    rng = np.random.default_rng(12)
+    for _ in range(20):
+        K = int(rng.integers(2, 12))
+        A = rng.normal(size=(300, K))
+        A[:, -1] = 0.8 * A[:, 0] + 0.2 * A[:, -1]  # correlated columns
+        yv = A @ rng.normal(scale=0.3, size=K) + rng.normal(size=300)
+        G, bb = A.T @ A / 300, A.T @ yv / 300
+        cold = lasso_cd(G, bb, 0.02)
+        w0 = cold + rng.normal(scale=0.05, size=K) * (rng.random(K) < 0.5)
+        np.testing.assert_allclose(lasso_cd(G, bb, 0.02, w0=w0), cold, atol=1e-7)
+        np.testing.assert_allclose(lasso_cd(G, bb, 0.02, w0=np.zeros(K)), cold, atol=1e-7)

@@ -41,6 +41,7 @@ _REL_EPS = 1e-6
 __all__ = [
     "CHUNK_ELEMS",
     "ICSummary",
+    "PreparedTarget",
     "correlation_matrix",
     "daily_ic",
     "daily_rank_ic",
@@ -68,13 +69,53 @@ def _as_tensor(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
     return t
 
 
-def _check(factors: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
-           min_stocks: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Validate shapes; return ``([K,T,S] factors, [T,S] target on the same device, squeezed)``."""
+class PreparedTarget:
+    """A ``[T, S]`` target with what :func:`daily_ic` / :func:`daily_rank_ic` derive from it.
+
+    Pass it in place of the target when scoring many factor batches against one target (the
+    candidate scorer does): the finite mask, the per-dtype copy and the per-day sort that RankIC
+    needs are computed once instead of once per call. Results are identical to passing the tensor.
+    """
+
+    def __init__(self, target: torch.Tensor | np.ndarray) -> None:
+        y = _as_tensor(target, "target")
+        if y.ndim != 2:
+            raise ValueError(f"target must be [T, S], got shape {tuple(y.shape)}")
+        self.target = y
+        self._by_dtype: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor,
+                                                                     torch.Tensor]] = {}
+        self._ranks: dict[torch.device, _TargetRanks] = {}
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.target.shape
+
+    def values(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+        """``(target as dtype on device, its finite mask)``, cached."""
+        key = (dtype, device)
+        hit = self._by_dtype.get(key)
+        if hit is None:
+            y = self.target.to(device=device, dtype=dtype)
+            hit = (y, torch.isfinite(y))
+            self._by_dtype[key] = hit
+        return hit
+
+    def ranks(self, device: torch.device) -> _TargetRanks:
+        """The per-day sort of the target (the order of a float32 target is the same after an
+        exact cast to float64, so one sort serves both work dtypes)."""
+        hit = self._ranks.get(device)
+        if hit is None:
+            hit = _TargetRanks(self.target.to(device))
+            self._ranks[device] = hit
+        return hit
+
+
+def _check(factors: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray | PreparedTarget,
+           min_stocks: int) -> tuple[torch.Tensor, PreparedTarget, bool]:
+    """Validate shapes; return ``([K,T,S] factors, prepared [T,S] target, squeezed)``."""
     f = _as_tensor(factors, "factors")
-    y = _as_tensor(target, "target")
-    if y.ndim != 2:
-        raise ValueError(f"target must be [T, S], got shape {tuple(y.shape)}")
+    y = target if isinstance(target, PreparedTarget) else PreparedTarget(target)
     if f.ndim == 2:
         squeeze = True
         f = f.unsqueeze(0)
@@ -89,7 +130,7 @@ def _check(factors: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray
         )
     if not isinstance(min_stocks, int) or min_stocks < 2:
         raise ValueError(f"min_stocks must be an int >= 2, got {min_stocks!r}")
-    return f, y.to(f.device), squeeze
+    return f, y, squeeze
 
 
 def _work_dtype(*xs: torch.Tensor) -> torch.dtype:
@@ -146,7 +187,7 @@ def _centered_pearson(xs: torch.Tensor, ys: torch.Tensor, n: torch.Tensor, mx: t
 
 
 # ----------------------------------------------------------------------------- daily IC
-def daily_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,
+def daily_ic(factors: torch.Tensor, target: torch.Tensor | PreparedTarget, min_stocks: int = 10,
              chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
     """Daily Pearson IC: ``[T]`` for ``[T, S]`` factors, ``[K, T]`` for ``[K, T, S]``.
 
@@ -154,11 +195,10 @@ def daily_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,
     than ``min_stocks`` pairs or a constant side → NaN. Returns float64 on the factors' device.
     Blocks of ``[factors, days, S]`` below ``chunk_elems`` elements run on torch's CPU threads.
     """
-    f, y, squeeze = _check(factors, target, min_stocks)
+    f, prep, squeeze = _check(factors, target, min_stocks)
     K, T, S = f.shape
-    dt = _work_dtype(f, y)
-    y = y.to(dt)
-    yv = torch.isfinite(y)
+    dt = _work_dtype(f, prep.target)
+    y, yv = prep.values(dt, f.device)
     out = torch.full((K, T), _NAN, dtype=torch.float64, device=f.device)
     blocks = _blocks(K, T, S, chunk_elems)
 
@@ -323,7 +363,8 @@ def _run_blocks(fn, blocks: list, device: torch.device) -> None:  # noqa: ANN001
                 torch.set_num_threads(_THREADS_STATE["saved"])
 
 
-def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int = 10,
+def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor | PreparedTarget,
+                  min_stocks: int = 10,
                   chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
     """Daily RankIC (Spearman): Pearson of average ranks among each day's pair-valid stocks.
 
@@ -334,10 +375,10 @@ def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor, min_stocks: int =
     needed. Blocks of ``[factors, days, S]`` stay below ``chunk_elems`` elements (cache-sized) and
     run on all of torch's CPU threads. Returns float64 ``[T]`` / ``[K, T]``.
     """
-    f, y, squeeze = _check(factors, target, min_stocks)
+    f, prep, squeeze = _check(factors, target, min_stocks)
     K, T, S = f.shape
-    dt = _work_dtype(f, y)
-    tr = _TargetRanks(y.to(dt))
+    dt = _work_dtype(f, prep.target)
+    tr = prep.ranks(f.device)
     out = torch.full((K, T), _NAN, dtype=torch.float64, device=f.device)
     blocks = _blocks(K, T, S, chunk_elems)
     threads = 1 if _block_threads(f.device, len(blocks)) > 1 else None
@@ -464,24 +505,26 @@ def max_correlation(z: torch.Tensor, pool_values: torch.Tensor | Sequence[torch.
 
     The ABSOLUTE value is taken (a factor and its negation are the same alpha to a linear
     combiner). An empty pool gives 0.0; members with no usable day are ignored; NaN if no member
-    has a usable day.
+    has a usable day. One batched :func:`daily_ic` over the stacked members (Pearson is
+    symmetric, so ``daily_ic(members, z)`` is each member's ``mutual_correlation`` with ``z``).
     """
     if isinstance(pool_values, torch.Tensor):
-        pv = pool_values if pool_values.ndim == 3 else pool_values.unsqueeze(0)
-        members = list(pv)
+        members = pool_values if pool_values.ndim == 3 else pool_values.unsqueeze(0)
     else:
-        members = list(pool_values)
-    if not members:
+        vals = [_as_tensor(m, "pool member") for m in pool_values]
+        if not vals:
+            return 0.0
+        dt = _work_dtype(*vals)
+        members = torch.stack([m.to(dt) for m in vals])
+    if members.shape[0] == 0:
         return 0.0
     z = _as_tensor(z, "z")
     if z.ndim != 2:
         raise ValueError(f"z must be [T, S], got shape {tuple(z.shape)}")
-    corrs = []
-    for m in members:
-        mean, _, _, _ = ic_stats(daily_ic(z, m, min_stocks))
-        corrs.append(float(mean))
-    finite = [abs(c) for c in corrs if math.isfinite(c)]
-    return max(finite) if finite else _NAN
+    dt = _work_dtype(z, members)
+    mean, _, _, _ = ic_stats(daily_ic(members.to(dt), z.to(dt), min_stocks))
+    finite = mean[torch.isfinite(mean)]
+    return float(finite.abs().max()) if finite.numel() else _NAN
 
 
 # ----------------------------------------------------------------------------- turnover

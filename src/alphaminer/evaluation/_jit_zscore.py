@@ -1,0 +1,102 @@
+"""Fused CPU kernel: z-score factors on the pool's sample cells and take their per-day sums.
+
+What :meth:`SampleCells.standardise` + :meth:`SampleCells.sums` compute with ~15 torch passes
+(``cs_zscore`` works in float64 with several temporaries), in three passes over each row and
+no temporary: per row, the float64 count and mean of the valid cells (in the sample mask and
+finite), then the float64 sum of squared deviations (ddof = 1), then ``z = dev / std`` rounded
+to float32 (0 off the valid cells, 0 for a row with < 2 valid cells or zero spread, as
+``cs_zscore`` + NaN → 0), accumulating ``Σ z``, ``Σ z²``, ``Σ z·y`` of the float32 ``z`` in
+float64. The arithmetic is ``cs_zscore``'s (float64 mean, deviation, std); only the summation
+order differs, so ``z`` agrees to float32 rounding. Row blocks run on threads (nogil).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _zscore_rows(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, r0: int, r1: int,
+                 z: np.ndarray, s: np.ndarray, dd: np.ndarray, b: np.ndarray) -> None:
+    T = mask.shape[0]
+    S = x.shape[1]
+    for r in range(r0, r1):
+        t = r % T
+        n = 0
+        acc = 0.0
+        for j in range(S):
+            v = x[r, j]
+            if mask[t, j] and math.isfinite(v):
+                n += 1
+                acc += v
+        if n < 2:
+            for j in range(S):
+                z[r, j] = 0.0
+            s[r] = 0.0
+            dd[r] = 0.0
+            b[r] = 0.0
+            continue
+        mean = acc / n
+        ss = 0.0
+        for j in range(S):
+            v = x[r, j]
+            if mask[t, j] and math.isfinite(v):
+                d = v - mean
+                ss += d * d
+        std = math.sqrt(ss / (n - 1))
+        if not std > 0.0 or not math.isfinite(std):
+            for j in range(S):
+                z[r, j] = 0.0
+            s[r] = 0.0
+            dd[r] = 0.0
+            b[r] = 0.0
+            continue
+        s1 = 0.0
+        s2 = 0.0
+        sy = 0.0
+        for j in range(S):
+            v = x[r, j]
+            if mask[t, j] and math.isfinite(v):
+                q = np.float32((v - mean) / std)
+                if not math.isfinite(q):
+                    q = np.float32(0.0)
+                z[r, j] = q
+                qd = np.float64(q)
+                s1 += qd
+                s2 += qd * qd
+                sy += qd * np.float64(y0[t, j])
+            else:
+                z[r, j] = 0.0
+        s[r] = s1
+        dd[r] = s2
+        b[r] = sy
+
+
+_POOL: list[ThreadPoolExecutor] = []  # created on first threaded call
+
+
+def zscore_with_sums(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, threads: int = 1
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x [C*T, S]`` float32 rows (row ``r`` is day ``r % T``), ``mask``/``y0 [T, S]`` →
+    ``(z float32 [C*T, S], Σz, Σz², Σz·y0 float64 [C*T])``."""
+    R, S = x.shape
+    z = np.empty((R, S), dtype=np.float32)
+    s = np.empty(R)
+    dd = np.empty(R)
+    b = np.empty(R)
+    threads = max(1, min(int(threads), R // 64 or 1))
+    if threads == 1:
+        _zscore_rows(x, mask, y0, 0, R, z, s, dd, b)
+        return z, s, dd, b
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="zscore"))
+    edges = np.linspace(0, R, threads + 1).astype(np.int64)
+    futs = [_POOL[0].submit(_zscore_rows, x, mask, y0, int(a), int(e), z, s, dd, b)
+            for a, e in zip(edges[:-1], edges[1:])]
+    for f in futs:
+        f.result()
+    return z, s, dd, b

@@ -8,7 +8,8 @@ batched over the mined set), that correlation, and whether it reaches the recove
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,3 +58,40 @@ def mean_mutual_abs_corr(values: torch.Tensor, min_stocks: int = 10) -> float:
         m = ic_stats(daily_ic(values[i + 1:], values[i], min_stocks))[0].cpu().numpy()
         out.extend(np.abs(m[np.isfinite(m)]).tolist())
     return float(np.mean(out)) if out else float("nan")
+
+
+def miner_table(alpha_sets: Mapping[str, Any], panel: Any, target: torch.Tensor,
+                days: tuple[int, int], planted: Any = None, min_stocks: int = 10,
+                threshold: float = RECOVERY_THRESHOLD) -> pd.DataFrame:
+    """Per alpha-set method, on one segment (``days``): Alpha2's Table 4 layout — number of
+    alphas, candidates generated, mean ± std of the alphas' IC and RankIC, mean mutual |corr| —
+    and, with ``planted`` (an :class:`AlphaSet` of the planted formulas), the best |corr| with
+    each planted formula and how many reach ``threshold``."""
+    from alphaminer.evaluation.metrics import daily_rank_ic
+    from alphaminer.expr import Evaluator
+
+    t0, t1 = days
+    ev = Evaluator(panel)
+    y = target[t0:t1]
+    pv = planted.values(panel, ev)[:, t0:t1] if planted is not None and len(planted) else None
+    rows = []
+    for method, aset in alpha_sets.items():
+        row: dict[str, Any] = {"method": method, "n_alphas": len(aset),
+                               "n_candidates": (aset.meta or {}).get("n_candidates")}
+        if len(aset):
+            v = aset.values(panel, ev)[:, t0:t1]
+            ic = ic_stats(daily_ic(v, y, min_stocks))[0].cpu().numpy()
+            ric = ic_stats(daily_rank_ic(v, y, min_stocks))[0].cpu().numpy()
+            row.update(ic_mean=float(np.nanmean(ic)), ic_std=float(np.nanstd(ic, ddof=1))
+                       if np.isfinite(ic).sum() > 1 else np.nan,
+                       rank_ic_mean=float(np.nanmean(ric)),
+                       rank_ic_std=float(np.nanstd(ric, ddof=1))
+                       if np.isfinite(ric).sum() > 1 else np.nan,
+                       mean_mutual_abs_corr=mean_mutual_abs_corr(v, min_stocks))
+            if pv is not None:
+                rec = recovery_table(v, aset.names, pv, planted.names, min_stocks, threshold)
+                for _, r in rec.iterrows():
+                    row[f"corr_{r['planted']}"] = r["abs_corr"]
+                row["recovered"] = int(rec["recovered"].sum())
+        rows.append(row)
+    return pd.DataFrame(rows)

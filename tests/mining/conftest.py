@@ -1,0 +1,31 @@
+"""A small simulated market with a train-split scorer factory for the miner tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from alphaminer.data import clean, load_source, make_labels, make_splits
+from alphaminer.evaluation.pool import PoolConfig
+from alphaminer.evaluation.scorer import CandidateScorer
+
+
+@pytest.fixture(scope="session")
+def market():
+    raw = load_source({"kind": "simulator",
+                       "simulator": {"n_stocks": 40, "n_days": 300, "seed": 0,
+                                     "alpha_horizon": 5}})
+    panel = clean(raw).to_panel()
+    labels = make_labels(panel, 5)
+    splits = make_splits(panel.dates, {"fractions": [0.5, 0.25, 0.25], "horizon": 5})
+    return panel, labels, splits
+
+
+@pytest.fixture
+def make_scorer(market):
+    panel, labels, splits = market
+
+    def make(capacity: int = 4) -> CandidateScorer:
+        return CandidateScorer.from_splits(panel, labels, splits, "train",
+                                           pool=PoolConfig(capacity=capacity, min_stocks=10))
+
+    return make

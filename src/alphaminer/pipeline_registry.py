@@ -1,8 +1,8 @@
 """Project pipelines: every folder under ``pipelines/`` plus the derived ``cpu``/``gpu`` views.
 
 Pipeline names are fixed by DESIGN §2 (users type them). ``__default__`` is the end-to-end run on
-the embedded simulator: ingestion → alpha_library → feature_images → alphanet_train →
-combination → backtest → reporting.
+the embedded simulator: ingestion → alpha_library → baselines → alpha2_mining → feature_images →
+alphanet_train → combination → backtest → reporting.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from kedro.pipeline import Pipeline
 DEFAULT_PIPELINES: tuple[str, ...] = (
     "ingestion",
     "alpha_library",
+    "baselines",
+    "alpha2_mining",
     "feature_images",
     "alphanet_train",
     "combination",

@@ -5,7 +5,7 @@ or a signal directly (``<method>.signal``, e.g. AlphaNet). Add a new method's na
 """
 
 #: methods whose ``<m>.alphas`` go through the ``combination`` template
-ALPHA_SET_METHODS: tuple[str, ...] = ("oracle", "library")
+ALPHA_SET_METHODS: tuple[str, ...] = ("oracle", "library", "gp", "alphagen", "alpha2")
 #: methods that write ``<m>.signal`` themselves
 SIGNAL_METHODS: tuple[str, ...] = ("alphanet",)
 #: every method that is backtested and reported

@@ -8,6 +8,9 @@ from typing import Any
 import pandas as pd
 
 from alphaminer.evaluation.alphaset import AlphaSet
+from alphaminer.evaluation.recovery import miner_table
+from alphaminer.panel import Panel
+from alphaminer.pipelines._common import labels_tensor, split_ranges
 from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS
 from alphaminer.reporting import (
     MethodResults,
@@ -81,15 +84,36 @@ def method_results(data: dict[str, Any]) -> list[MethodResults]:
     return methods
 
 
+def mining_summary(data: dict[str, Any], planted_alphas: pd.DataFrame, panel: Panel,
+                   labels: pd.DataFrame, splits: dict[str, Any], min_stocks: int,
+                   segment: str = "test") -> pd.DataFrame:
+    """Every alpha-set method's mined alphas on ``segment``: Alpha2's Table 4 layout and the
+    best |corr| with each planted formula (:func:`alphaminer.evaluation.recovery.miner_table`)."""
+    sets = {m: AlphaSet.from_dict(data[f"{m}__alphas"]) for m in ALPHA_SET_METHODS
+            if f"{m}__alphas" in data}
+    planted = None
+    if len(planted_alphas):
+        planted = AlphaSet("planted", [str(f) for f in planted_alphas["formula"]],
+                           [str(n) for n in planted_alphas["name"]])
+    table = miner_table(sets, panel, labels_tensor(panel, labels), split_ranges(splits)[segment],
+                        planted, min_stocks)
+    table.insert(1, "segment", segment)
+    return table
+
+
 def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any],
-                          planted_alphas: pd.DataFrame, **data: Any
+                          planted_alphas: pd.DataFrame, market_panel: Panel,
+                          labels: pd.DataFrame, splits: dict[str, Any], min_stocks: int,
+                          **data: Any
                           ) -> tuple[str, dict[str, Any], pd.DataFrame, dict[str, Any]]:
     """Returns the HTML report, the figures (for kedro-viz), the comparison table, the manifest."""
     methods = method_results(data)
     fingerprint = str(data_report.get("panel", {}).get("fingerprint", "unknown"))
     manifest = build_manifest(parameters, fingerprint)
     planted = planted_alphas if len(planted_alphas) else None
-    html = build_report(methods, manifest, data_report=data_report, planted=planted)
+    mining = mining_summary(data, planted_alphas, market_panel, labels, splits, min_stocks)
+    html = build_report(methods, manifest, data_report=data_report, planted=planted,
+                        mining=mining)
     figures = all_method_figures(methods)
     table = comparison_table(methods, numeric=True).reset_index()
     return html, figures, table, manifest

@@ -9,7 +9,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     from . import nodes
 
     inputs = {"parameters": "parameters", "data_report": "data_report",
-              "planted_alphas": "planted_alphas", **nodes.report_inputs()}
+              "planted_alphas": "planted_alphas", "market_panel": "market_panel",
+              "labels": "labels", "splits": "splits", "min_stocks": "params:min_stocks",
+              **nodes.report_inputs()}
     return Pipeline(
         [
             node(nodes.build_research_report, inputs,

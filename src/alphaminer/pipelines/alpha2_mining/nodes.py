@@ -1,0 +1,54 @@
+"""Thin adapter: panel, labels and splits → a candidate scorer on the train split → the Alpha2
+miner → its alpha set (with per-split metrics), learning log and search statistics."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from alphaminer.evaluation.scorer import CandidateScorer
+from alphaminer.expr.vocab import Vocabulary
+from alphaminer.mining.alpha2.miner import (
+    ALPHA2_VOCABULARY,
+    Alpha2Config,
+    Alpha2Miner,
+    describe_alphas,
+)
+from alphaminer.panel import Panel
+from alphaminer.pipelines._common import labels_tensor, split_ranges
+from alphaminer.runtime import config_from
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+@dataclass
+class Alpha2Params:
+    """``alpha2.mining``: vocabulary (``{}`` = Alpha2's default), miner settings, checkpoints."""
+
+    vocabulary: dict[str, Any] = field(default_factory=dict)
+    miner: dict[str, Any] = field(default_factory=dict)
+    checkpoint_dir: str | None = None
+    split: str = "train"
+
+
+def mine_alpha2(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
+                params: dict[str, Any], min_stocks: int, seed: int
+                ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    p = config_from(Alpha2Params, params)
+    ranges = split_ranges(splits)
+    if p.split not in ranges:
+        raise ValueError(f"split {p.split!r} not in the splits {sorted(ranges)}")
+    target = labels_tensor(panel, labels)
+    scorer = CandidateScorer(panel, target, days=ranges[p.split], min_stocks=min_stocks,
+                             compute_rank_ic=False)
+    vocab = Vocabulary.from_config({**ALPHA2_VOCABULARY, **p.vocabulary})
+    miner = Alpha2Miner(scorer, vocab, Alpha2Config.from_dict({"seed": seed, **p.miner}))
+    res = miner.run(checkpoint_dir=p.checkpoint_dir)
+    aset = describe_alphas(res.formulas, panel, target, ranges, res.programs, min_stocks,
+                           corr_split=p.split)
+    aset.meta.update(res.alpha_set().meta)
+    log = pd.DataFrame(res.history) if res.history else pd.DataFrame({"iteration": []})
+    return aset.to_dict(), log, res.search_stats

@@ -29,3 +29,23 @@ def make_scorer(market):
                                            pool=PoolConfig(capacity=capacity, min_stocks=10))
 
     return make
+
+
+@pytest.fixture
+def crash_after_first_save(monkeypatch):
+    """Make the first checkpoint save raise after writing (a kill right after a checkpoint);
+    returns a function that restores normal saving."""
+    from alphaminer.checkpoint import CheckpointStore
+
+    real_save = CheckpointStore.save
+    calls = {"n": 0}
+
+    def save(self, state, step=None):  # noqa: ANN001, ANN202
+        out = real_save(self, state, step)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("killed")
+        return out
+
+    monkeypatch.setattr(CheckpointStore, "save", save)
+    return lambda: monkeypatch.setattr(CheckpointStore, "save", real_save)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from alphaminer.checkpoint import CheckpointStore
 from alphaminer.expr import parse
 from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.alphagen.miner import AlphaGenMiner, random_formulas
@@ -26,22 +25,12 @@ def test_alphagen_runs_deterministically_and_logs_the_learning_curve(make_scorer
         parse(f)
 
 
-def test_alphagen_resumes_after_a_crash(make_scorer, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_alphagen_resumes_after_a_crash(make_scorer, tmp_path, crash_after_first_save) -> None:  # noqa: ANN001
+    restore = crash_after_first_save
     want = AlphaGenMiner(make_scorer(), config=SMALL).run(progress=False)
-    real_save = CheckpointStore.save
-    calls = {"n": 0}
-
-    def crash_after_first(self, state, step=None):  # noqa: ANN001, ANN202
-        out = real_save(self, state, step)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("killed")
-        return out
-
-    monkeypatch.setattr(CheckpointStore, "save", crash_after_first)
     with pytest.raises(RuntimeError, match="killed"):
         AlphaGenMiner(make_scorer(), config=SMALL).run(checkpoint_dir=tmp_path, progress=False)
-    monkeypatch.setattr(CheckpointStore, "save", real_save)
+    restore()
     got = AlphaGenMiner(make_scorer(), config=SMALL).run(checkpoint_dir=tmp_path,
                                                          progress=False)
     assert got.formulas == want.formulas and got.weights == want.weights

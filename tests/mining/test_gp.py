@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alphaminer.checkpoint import CheckpointStore
 from alphaminer.expr.trees import TreeGenerator
 from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.gp.miner import GPConfig, GPMiner
@@ -39,22 +38,12 @@ def test_gp_is_deterministic_and_fills_the_pool(make_scorer) -> None:  # noqa: A
 
 
 def test_gp_resumes_after_a_crash_with_identical_results(make_scorer, tmp_path,  # noqa: ANN001
-                                                         monkeypatch) -> None:
+                                                         crash_after_first_save) -> None:
+    restore = crash_after_first_save
     want = GPMiner(make_scorer(), config=SMALL).run(progress=False)
-    real_save = CheckpointStore.save
-    calls = {"n": 0}
-
-    def crash_after_first(self, state, step=None):  # noqa: ANN001, ANN202
-        out = real_save(self, state, step)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("killed")
-        return out
-
-    monkeypatch.setattr(CheckpointStore, "save", crash_after_first)
     with pytest.raises(RuntimeError, match="killed"):
         GPMiner(make_scorer(), config=SMALL).run(checkpoint_dir=tmp_path, progress=False)
-    monkeypatch.setattr(CheckpointStore, "save", real_save)
+    restore()
     got = GPMiner(make_scorer(), config=SMALL).run(checkpoint_dir=tmp_path, progress=False)
     assert got.formulas == want.formulas and got.weights == want.weights
     assert got.n_candidates == want.n_candidates

@@ -8,11 +8,27 @@ A miner's alpha set is its pool (formulas and lasso weights, AlphaGen/AlphaForme
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from alphaminer.checkpoint import CheckpointStore
 from alphaminer.evaluation.alphaset import AlphaSet
+
+
+@contextmanager
+def locked_store(checkpoint_dir: str | Path | None, key: Any) -> Iterator[CheckpointStore | None]:
+    """The miner's checkpoint store for ``key`` under ``checkpoint_dir`` with its live lock held
+    for the ``with`` block (``None`` without a folder: no checkpoints). A second process on the
+    same folder fails at once, naming the holder."""
+    if checkpoint_dir is None:
+        yield None
+        return
+    store = CheckpointStore.for_run(checkpoint_dir, key)
+    with store.lock():
+        yield store
 
 
 def pool_ic(scorer: Any) -> float:

@@ -45,7 +45,7 @@ from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.alpha2.mcts import Node, SearchConfig, run_search
 from alphaminer.mining.alpha2.network import NetConfig, Trainer
 from alphaminer.mining.alpha2.program import ActionTable, ProgramState
-from alphaminer.mining.base import scorer_fingerprint
+from alphaminer.mining.base import locked_store, scorer_fingerprint
 from alphaminer.runtime import config_from
 
 log = logging.getLogger(__name__)
@@ -342,10 +342,7 @@ class Alpha2Miner:
     def run(self, checkpoint_dir: str | Path | None = None, progress: bool = True
             ) -> Alpha2Result:
         cfg = self.config
-        store = CheckpointStore.for_run(checkpoint_dir, self._run_key()) \
-            if checkpoint_dir is not None else None
-        lock = store.lock().acquire() if store is not None else None
-        try:
+        with locked_store(checkpoint_dir, self._run_key()) as store:
             it0 = self._resume(store)
             its = range(it0, cfg.iterations)
             if progress:
@@ -368,9 +365,6 @@ class Alpha2Miner:
                          row["mean_return"], len(self.G), added)
                 if store is not None:
                     store.save(self._snapshot(it + 1), step=it + 1)
-        finally:
-            if lock is not None:
-                lock.release()
         return Alpha2Result(list(self.G), [self.programs[f] for f in self.G], list(self.history),
                             self.search_stats(), asdict(cfg))
 

@@ -25,7 +25,13 @@ from alphaminer.checkpoint import CheckpointStore, capture_rng, restore_rng
 from alphaminer.expr.grammar import RPNBuilder
 from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.alphagen.policy import LSTMPolicy
-from alphaminer.mining.base import MiningResult, offer_to_pool, pool_ic, scorer_fingerprint
+from alphaminer.mining.base import (
+    MiningResult,
+    locked_store,
+    offer_to_pool,
+    pool_ic,
+    scorer_fingerprint,
+)
 from alphaminer.mining.ppo import PPO, PPOConfig, collect
 from alphaminer.runtime import config_from
 
@@ -94,10 +100,7 @@ class AlphaGenMiner:
     def run(self, checkpoint_dir: str | Path | None = None, progress: bool = True
             ) -> MiningResult:
         cfg = self.config
-        store = CheckpointStore.for_run(checkpoint_dir, self._run_key()) \
-            if checkpoint_dir is not None else None
-        lock = store.lock().acquire() if store is not None else None
-        try:
+        with locked_store(checkpoint_dir, self._run_key()) as store:
             it0, offered, n_cand = self._resume(store)
             t0 = time.perf_counter()
             its = range(it0, cfg.iterations)
@@ -119,9 +122,6 @@ class AlphaGenMiner:
                 if store is not None:
                     store.save(self._snapshot(it + 1, offered, n_cand), step=it + 1)
             elapsed = time.perf_counter() - t0
-        finally:
-            if lock is not None:
-                lock.release()
         done = cfg.iterations - it0
         return MiningResult.from_scorer(
             "alphagen", self.scorer, n_candidates=n_cand, history=list(self.ppo.history),

@@ -37,7 +37,13 @@ from alphaminer.evaluation.metrics import daily_ic, ic_stats, max_correlation
 from alphaminer.expr.ast import depth
 from alphaminer.expr.trees import TreeGenerator
 from alphaminer.expr.vocab import Vocabulary
-from alphaminer.mining.base import MiningResult, offer_to_pool, pool_ic, scorer_fingerprint
+from alphaminer.mining.base import (
+    MiningResult,
+    locked_store,
+    offer_to_pool,
+    pool_ic,
+    scorer_fingerprint,
+)
 from alphaminer.mining.gp.primitives import PrimitiveSet, Series, build_primitive_set, from_node
 from alphaminer.mining.gp.primitives import to_node as _to_node
 from alphaminer.runtime import config_from
@@ -249,10 +255,7 @@ class GPMiner:
             ) -> MiningResult:
         """Evolve for ``generations`` (resuming from ``checkpoint_dir`` when it has a state)."""
         cfg = self.config
-        store = CheckpointStore.for_run(checkpoint_dir, self._run_key()) \
-            if checkpoint_dir is not None else None
-        lock = store.lock().acquire() if store is not None else None
-        try:
+        with locked_store(checkpoint_dir, self._run_key()) as store:
             state = self._resume(store)
             pop = [self._ind(t) for t in state.population]
             t_start = time.perf_counter()
@@ -285,9 +288,6 @@ class GPMiner:
                 if store is not None:
                     store.save(self._snapshot(state), step=state.generation)
             elapsed = time.perf_counter() - t_start
-        finally:
-            if lock is not None:
-                lock.release()
         return MiningResult.from_scorer(
             "gp", self.scorer, n_candidates=state.n_candidates, history=state.history,
             meta={"config": asdict(cfg), "hall_of_fame": state.hof,

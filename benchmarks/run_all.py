@@ -13,7 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_simulator.py", "bench_ingestion.py", "bench_expr.py", "bench_metrics.py",
            "bench_alphanet.py", "bench_shared_cpu.py", "bench_mining.py", "miners_vs_random.py",
-           "bench_alpha2.py"]
+           "bench_alpha2.py", "bench_synthetic.py"]
 
 
 def main() -> int:

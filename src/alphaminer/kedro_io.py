@@ -81,3 +81,21 @@ class AlphaNetDataset(_LocalVersioned):
         from alphaminer.neural.alphanet import save_checkpoint
 
         save_checkpoint(data, self._path(load=False))
+
+
+class SyntheticModelsDataset(_LocalVersioned):
+    """The synthetic-market models (generators + LSTM evaluator + scaler): a folder with one
+    ``<name>.safetensors`` per model and ``config.json`` (architectures; pickle-free)."""
+
+    def load(self) -> Any:
+        from alphaminer.synthetic import SyntheticModels
+
+        return SyntheticModels.load(self._path(load=True))
+
+    def save(self, data: Any) -> None:
+        from alphaminer.synthetic import SyntheticModels
+
+        if not isinstance(data, SyntheticModels):
+            raise TypeError(f"SyntheticModelsDataset saves SyntheticModels, got "
+                            f"{type(data).__name__}")
+        data.save(self._path(load=False))

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import sys
 import time
 
 import torch
@@ -53,22 +51,11 @@ def build_data(n_stocks: int, n_days: int, seed: int):  # noqa: ANN201 - (panel,
 
 
 def random_formulas(n: int, seed: int, max_len: int = 20) -> list[str]:
-    """``n`` formulas from a seeded random walk under the grammar mask (uniform valid token)."""
-    try:
-        from alphaminer.expr.grammar import RPNBuilder
-        from alphaminer.expr.vocab import Vocabulary
-    except ImportError as exc:
-        sys.exit(f"bench_mining: the grammar/vocabulary modules are not available ({exc}); "
-                 "this benchmark draws its formulas from alphaminer.expr.grammar.RPNBuilder")
-    vocab = Vocabulary.default()
-    rng = random.Random(seed)
-    out = []
-    while len(out) < n:
-        b = RPNBuilder(vocab, max_len=max_len)
-        while not b.done:
-            b.push(rng.choice(b.valid_tokens()))
-        out.append(str(b.finish()))
-    return out
+    """``n`` formulas from the kit's seeded random walk under the grammar mask."""
+    from alphaminer.expr.grammar import random_formulas as walk
+    from alphaminer.expr.vocab import Vocabulary
+
+    return walk(Vocabulary.default(), n, max_len=max_len, seed=seed)
 
 
 def main() -> None:

@@ -586,4 +586,18 @@ def valid_masks(builders: Sequence[RPNBuilder]) -> np.ndarray:
 
 
 __all__ = ["DEGENERATE_PAIRS", "Grammar", "GrammarError", "RPNBuilder", "check_formula",
-           "degenerate_reason", "feature_dims_for", "valid_masks"]
+           "degenerate_reason", "feature_dims_for", "random_formulas", "valid_masks"]
+
+
+def random_formulas(vocab: Vocabulary, n: int, max_len: int = 20, dims: bool = False,
+                    seed: int = 0) -> list[str]:
+    """``n`` formulas from uniform random walks under the grammar mask (the random baseline
+    that GP and AlphaGen must beat with the same candidate budget)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        b = RPNBuilder(vocab, max_len=max_len, dims=True if dims else None)
+        while not b.done:
+            b.push(int(rng.choice(np.flatnonzero(b.valid_mask()))))
+        out.append(str(b.finish()))
+    return out

@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from alphaminer.checkpoint import CheckpointStore, capture_rng, restore_rng
-from alphaminer.expr.grammar import RPNBuilder
+from alphaminer.expr.grammar import RPNBuilder, random_formulas
 from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.alphagen.policy import LSTMPolicy
 from alphaminer.mining.base import (
@@ -34,6 +33,8 @@ from alphaminer.mining.base import (
 )
 from alphaminer.mining.ppo import PPO, PPOConfig, collect
 from alphaminer.runtime import config_from
+
+__all__ = ["AlphaGenConfig", "AlphaGenMiner", "random_formulas"]
 
 log = logging.getLogger(__name__)
 
@@ -150,17 +151,3 @@ class AlphaGenMiner:
         offer_to_pool(self.scorer, offered)
         log.info("alphagen: resumed at update %d from %s", st["iteration"], store.folder)
         return int(st["iteration"]), offered, int(st["n_candidates"])
-
-
-def random_formulas(vocab: Vocabulary, n: int, max_len: int = 20, dims: bool = False,
-                    seed: int = 0) -> list[str]:
-    """``n`` formulas from uniform random walks under the grammar mask (the random baseline
-    that GP and AlphaGen must beat with the same candidate budget)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        b = RPNBuilder(vocab, max_len=max_len, dims=True if dims else None)
-        while not b.done:
-            b.push(int(rng.choice(np.flatnonzero(b.valid_mask()))))
-        out.append(str(b.finish()))
-    return out

@@ -302,3 +302,48 @@ def test_prepared_target_gives_identical_results():
                                       fn(ft.double(), yt, 5).numpy())
     with pytest.raises(ValueError, match="do not match"):
         daily_ic(ft[:, :10], prep)
+
+
+def test_fused_rank_ic_pass_matches_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numba RankIC pass (CPU float32 default) and the torch path give the same daily values
+    on ties in both sides, NaN, all-missing stocks and days below ``min_stocks``."""
+    from alphaminer.evaluation import metrics
+
+    rng = np.random.default_rng(5)
+    K, T, S = 4, 30, 120
+    y = rng.normal(size=(T, S))
+    f = 0.2 * y + rng.normal(size=(K, T, S))
+    f[0] = np.round(f[0])
+    y[::3] = np.round(y[::3] * 2)
+    f[1, :, :60] = np.nan
+    f[2, 4] = 1.0  # a constant day
+    y[7, 5:] = np.nan  # a day below min_stocks
+    f[rng.random(f.shape) < 0.1] = np.nan
+    ft, yt = torch.tensor(f, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    monkeypatch.setattr(metrics, "JIT_RANK", True)
+    fused = daily_rank_ic(ft, yt, min_stocks=8)
+    monkeypatch.setattr(metrics, "JIT_RANK", False)
+    ref = daily_rank_ic(ft, yt, min_stocks=8)
+    assert torch.equal(torch.isnan(fused), torch.isnan(ref))
+    assert torch.isnan(fused[:, 7]).all() and torch.isnan(fused[2, 4])
+    ok = ~torch.isnan(ref)
+    np.testing.assert_allclose(fused[ok].numpy(), ref[ok].numpy(), atol=1e-12, rtol=0)
+
+
+def test_fused_daily_ic_pass_matches_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numba daily-IC pass and the torch path agree, constant days and inf included."""
+    from alphaminer.evaluation import metrics
+
+    f, y = _data(K=4, T=30, S=60, seed=9)
+    f[0, 3] = 7.0  # a constant day
+    f[1, 5, :10] = np.inf
+    y[6, 3:] = np.nan  # below min_stocks
+    ft, yt = torch.tensor(f), torch.tensor(y)
+    monkeypatch.setattr(metrics, "JIT_RANK", True)
+    fused = daily_ic(ft, yt, min_stocks=5)
+    monkeypatch.setattr(metrics, "JIT_RANK", False)
+    ref = daily_ic(ft, yt, min_stocks=5)
+    assert torch.equal(torch.isnan(fused), torch.isnan(ref))
+    assert torch.isnan(fused[0, 3]) and torch.isnan(fused[:, 6]).all()
+    ok = ~torch.isnan(ref)
+    np.testing.assert_allclose(fused[ok].numpy(), ref[ok].numpy(), atol=1e-6, rtol=0)

@@ -133,6 +133,11 @@ def _check(factors: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray
     return f, y, squeeze
 
 
+#: Use the fused CPU passes (:mod:`alphaminer.evaluation._jit_rank`) for float32 daily IC and
+#: RankIC on CPU; tests switch it off to compare with the torch path.
+JIT_RANK = True
+
+
 def _work_dtype(*xs: torch.Tensor) -> torch.dtype:
     return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
 
@@ -202,9 +207,21 @@ def daily_ic(factors: torch.Tensor, target: torch.Tensor | PreparedTarget, min_s
     out = torch.full((K, T), _NAN, dtype=torch.float64, device=f.device)
     blocks = _blocks(K, T, S, chunk_elems)
 
+    fused = JIT_RANK and dt == torch.float32 and f.device.type == "cpu" and not f.requires_grad
+
     def run(b: tuple[int, int, int, int]) -> None:
         k0, k1, t0, t1 = b
         fc = f[k0:k1, t0:t1].to(dt)
+        if fused:  # one numba pass pair per row instead of ~10 masked torch passes
+            from alphaminer.evaluation._jit_rank import pearson_rows
+
+            k, tb = fc.shape[0], fc.shape[1]
+            res = np.empty(k * tb, dtype=np.float64)
+            day = np.tile(np.arange(t0, t1, dtype=np.int64), k)
+            pearson_rows(fc.detach().contiguous().reshape(-1, S).numpy(), day, y.numpy(),
+                         min_stocks, _REL_EPS, res)
+            out[k0:k1, t0:t1] = torch.from_numpy(res).view(k, tb)
+            return
         valid = torch.isfinite(fc) & yv[t0:t1]
         out[k0:k1, t0:t1] = _masked_pearson(fc, y[t0:t1].expand_as(fc), valid, min_stocks)
 
@@ -240,6 +257,10 @@ class _TargetRanks:
         yv = torch.isfinite(y)
         ys, self.order = torch.sort(torch.where(yv, y, torch.full_like(y, math.inf)), dim=-1)
         self.valid = torch.gather(yv, 1, self.order)
+        self.stock_valid = yv
+        self._np = None
+        if y.device.type == "cpu":  # for the fused CPU pass (numpy views, no copies)
+            self._np = (self.order.numpy(), ys.numpy(), self.valid.numpy())
         tied = (ys[:, 1:] == ys[:, :-1]) & self.valid[:, 1:]
         self.day_has_ties = tied.any(dim=1)
         self.prev = self.end = self.no_prev = None
@@ -287,6 +308,9 @@ def _rank_ic_block(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stoc
     positions; rows whose factor has ties among valid entries use average positions instead.
     """
     S = f.shape[-1]
+    if JIT_RANK and tr._np is not None and f.dtype == torch.float32 and \
+            f.device.type == "cpu" and not f.requires_grad:
+        return _rank_ic_block_fused(f, tr, t0, t1, min_stocks, threads)
     fq = torch.gather(f, 2, tr.order[t0:t1].expand(f.shape))
     fin = finite_f32(fq) if fq.dtype == torch.float32 else torch.isfinite(fq)
     valid = fin.logical_and_(tr.valid[t0:t1])
@@ -321,6 +345,26 @@ def _rank_ic_block(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stoc
     ok = (n >= min_stocks) & (vf > 0) & (vy > 0)
     r = (num - nm2) / torch.sqrt(torch.where(ok, vf * vy, torch.ones_like(vf)))
     return torch.where(ok, r.clamp(-1.0, 1.0), _NAN)
+
+
+
+
+def _rank_ic_block_fused(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stocks: int,
+                         threads: int | None) -> torch.Tensor:
+    """:func:`_rank_ic_block` through one numpy row sort and the fused per-row pass."""
+    from alphaminer.evaluation._jit_rank import rank_ic_rows
+
+    k, tb, S = f.shape
+    f = f.detach()
+    valid = finite_f32(f).logical_and_(tr.stock_valid[t0:t1])
+    idx = torch.arange(S, dtype=torch.int32).expand(f.shape)
+    keys, stock, _ = sort_rows_with_payload(f, ~valid, idx, threads)
+    out = np.empty(k * tb, dtype=np.float64)
+    day = np.tile(np.arange(t0, t1, dtype=np.int64), k)
+    order, ys, yvalid = tr._np
+    rank_ic_rows(keys.reshape(-1, S).numpy(), stock.reshape(-1, S).numpy(),
+                 valid.reshape(-1, S).numpy(), day, order, ys, yvalid, min_stocks, out)
+    return torch.from_numpy(out).view(k, tb)
 
 
 def _block_threads(device: torch.device, n_blocks: int) -> int:

@@ -110,6 +110,15 @@ class _Entry:
     pool_version: int = -1
 
 
+def _any_finite(v: torch.Tensor) -> bool:
+    """``torch.isfinite(v).any()`` without the boolean temporary on CPU float32."""
+    if v.device.type == "cpu" and v.dtype == torch.float32 and not v.requires_grad:
+        from alphaminer.evaluation._jit_rank import any_finite32
+
+        return bool(any_finite32(v.detach().contiguous().view(-1).numpy().view(np.uint32)))
+    return bool(torch.isfinite(v).any())
+
+
 class CandidateScorer:
     """Score formulas on one split of one panel against one target (module docstring).
 
@@ -374,7 +383,7 @@ class CandidateScorer:
                 except Exception as exc:  # noqa: BLE001 - reported per formula, never raised
                     bad = ("evaluation error", f"evaluation error: {type(exc).__name__}: {exc}")
                 else:
-                    if not bool(torch.isfinite(v).any()):
+                    if not _any_finite(v):
                         bad = ("all NaN", "all NaN on the split")
             if bad is not None:
                 self._store(key, Score(key, False, bad[1]), bad[0])

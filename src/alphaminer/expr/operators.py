@@ -100,17 +100,17 @@ def _neg(x: torch.Tensor) -> torch.Tensor:
 
 
 def _add(a, b) -> torch.Tensor:  # noqa: ANN001 - tensor or float
-    a_t, b_t = kn._as_tensors(a, b)
+    a_t, b_t = kn.scalar_or_tensors(a, b)
     return kn.finite_or_nan(a_t + b_t)
 
 
 def _sub(a, b) -> torch.Tensor:  # noqa: ANN001
-    a_t, b_t = kn._as_tensors(a, b)
+    a_t, b_t = kn.scalar_or_tensors(a, b)
     return kn.finite_or_nan(a_t - b_t)
 
 
 def _mul(a, b) -> torch.Tensor:  # noqa: ANN001
-    a_t, b_t = kn._as_tensors(a, b)
+    a_t, b_t = kn.scalar_or_tensors(a, b)
     return kn.finite_or_nan(a_t * b_t)
 
 

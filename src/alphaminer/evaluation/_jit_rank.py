@@ -97,15 +97,16 @@ def rank_ic_rows(keys: np.ndarray, stock: np.ndarray, valid: np.ndarray, day: np
         out[r] = min(1.0, max(-1.0, c))
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def pearson_rows(x: np.ndarray, day: np.ndarray, y: np.ndarray, min_stocks: int,
                  rel_eps: float, out: np.ndarray) -> None:
     """Daily Pearson IC of each row of ``x [R, S]`` with target row ``y[day[r]]`` over the pairs
     finite on both sides (the fused CPU form of ``daily_ic``).
 
     Two passes per row in float64: the pair count and means, then the centred cross and square
-    sums. A side whose spread is below ``n·(rel_eps·mean)²`` counts as constant (float32
-    rounding of a constant day), as in the torch path. NaN below ``min_stocks`` pairs.
+    sums (branch-free selects; sums may be reassociated so they vectorise, NaN tests stay exact).
+    A side whose spread is below ``n·(rel_eps·mean)²`` counts as constant (float32 rounding of a
+    constant day), as in the torch path. NaN below ``min_stocks`` pairs.
     """
     R, S = x.shape
     for r in range(R):
@@ -115,12 +116,12 @@ def pearson_rows(x: np.ndarray, day: np.ndarray, y: np.ndarray, min_stocks: int,
         sx = 0.0
         sy = 0.0
         for j in range(S):
-            a = xr[j]
-            b = yr[j]
-            if math.isfinite(a) and math.isfinite(b):
-                n += 1
-                sx += a
-                sy += b
+            a = np.float64(xr[j])
+            b = np.float64(yr[j])
+            ok = (a - a == 0.0) and (b - b == 0.0)
+            n += ok
+            sx += a if ok else 0.0
+            sy += b if ok else 0.0
         if n < min_stocks:
             out[r] = np.nan
             continue
@@ -130,14 +131,14 @@ def pearson_rows(x: np.ndarray, day: np.ndarray, y: np.ndarray, min_stocks: int,
         sxx = 0.0
         syy = 0.0
         for j in range(S):
-            a = xr[j]
-            b = yr[j]
-            if math.isfinite(a) and math.isfinite(b):
-                da = a - mx
-                db = b - my
-                sxy += da * db
-                sxx += da * da
-                syy += db * db
+            a = np.float64(xr[j])
+            b = np.float64(yr[j])
+            ok = (a - a == 0.0) and (b - b == 0.0)
+            da = a - mx if ok else 0.0
+            db = b - my if ok else 0.0
+            sxy += da * db
+            sxx += da * da
+            syy += db * db
         if not (sxx > n * (rel_eps * mx) ** 2 and syy > n * (rel_eps * my) ** 2):
             out[r] = np.nan
             continue

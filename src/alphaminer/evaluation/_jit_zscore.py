@@ -19,23 +19,31 @@ import numba
 import numpy as np
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+#: LLVM may reassociate float sums (so the reductions vectorise) and fuse multiply-adds; NaN and
+#: inf semantics are kept (no ``nnan``/``ninf``), so the validity tests below stay exact.
+_FASTMATH = {"reassoc", "contract"}
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _zscore_rows(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, r0: int, r1: int,
                  z: np.ndarray, s: np.ndarray, dd: np.ndarray, b: np.ndarray) -> None:
     T = mask.shape[0]
     S = x.shape[1]
     for r in range(r0, r1):
         t = r % T
+        xr = x[r]
+        mr = mask[t]
+        yr = y0[t]
+        zr = z[r]
         n = 0
         acc = 0.0
-        for j in range(S):
-            v = x[r, j]
-            if mask[t, j] and math.isfinite(v):
-                n += 1
-                acc += v
+        for j in range(S):  # branch-free: a select per cell, so the loop vectorises
+            v = xr[j]
+            ok = mr[j] and (v - v == 0.0)  # in the sample and finite
+            n += ok
+            acc += np.float64(v) if ok else 0.0
         if n < 2:
-            for j in range(S):
-                z[r, j] = 0.0
+            zr[:] = 0.0
             s[r] = 0.0
             dd[r] = 0.0
             b[r] = 0.0
@@ -43,14 +51,13 @@ def _zscore_rows(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, r0: int, r1: i
         mean = acc / n
         ss = 0.0
         for j in range(S):
-            v = x[r, j]
-            if mask[t, j] and math.isfinite(v):
-                d = v - mean
-                ss += d * d
+            v = xr[j]
+            ok = mr[j] and (v - v == 0.0)
+            d = np.float64(v) - mean
+            ss += d * d if ok else 0.0
         std = math.sqrt(ss / (n - 1))
         if not std > 0.0 or not math.isfinite(std):
-            for j in range(S):
-                z[r, j] = 0.0
+            zr[:] = 0.0
             s[r] = 0.0
             dd[r] = 0.0
             b[r] = 0.0
@@ -59,18 +66,14 @@ def _zscore_rows(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, r0: int, r1: i
         s2 = 0.0
         sy = 0.0
         for j in range(S):
-            v = x[r, j]
-            if mask[t, j] and math.isfinite(v):
-                q = np.float32((v - mean) / std)
-                if not math.isfinite(q):
-                    q = np.float32(0.0)
-                z[r, j] = q
-                qd = np.float64(q)
-                s1 += qd
-                s2 += qd * qd
-                sy += qd * np.float64(y0[t, j])
-            else:
-                z[r, j] = 0.0
+            v = xr[j]
+            ok = mr[j] and (v - v == 0.0)
+            q = np.float32((np.float64(v) - mean) / std) if ok else np.float32(0.0)
+            zr[j] = q
+            qd = np.float64(q)
+            s1 += qd
+            s2 += qd * qd
+            sy += qd * np.float64(yr[j])
         s[r] = s1
         dd[r] = s2
         b[r] = sy

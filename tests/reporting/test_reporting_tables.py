@@ -71,3 +71,16 @@ def test_bad_inputs(make_method):
     with pytest.raises(TypeError, match="ic_series"):
         MethodResults(name="y", alphas=None, daily=pd.DataFrame({"date": [], "return": []}),
                       ic_series=None, quantiles=pd.DataFrame({"date": []}), metrics={})
+
+
+def test_num_factors_counts_candidates_not_the_pool() -> None:
+    """AlphaFormer's "Num Factors" is the number of candidate formulas generated: a miner's
+    ``n_candidates`` from its alpha set's metadata; a fixed set (library, oracle) counts its
+    formulas."""
+    from alphaminer.evaluation.alphaset import AlphaSet
+    from alphaminer.pipelines.reporting.nodes import num_factors
+
+    mined = AlphaSet("gp", ["Abs(close)", "Log(volume)"], meta={"n_candidates": 1600})
+    fixed = AlphaSet("library", ["Abs(close)", "Log(volume)", "Mean(close,10d)"])
+    assert num_factors(mined.to_dict()) == 1600
+    assert num_factors(fixed.to_dict()) == 3

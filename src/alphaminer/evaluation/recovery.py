@@ -94,4 +94,7 @@ def miner_table(alpha_sets: Mapping[str, Any], panel: Any, target: torch.Tensor,
                     row[f"corr_{r['planted']}"] = r["abs_corr"]
                 row["recovered"] = int(rec["recovered"].sum())
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if "n_candidates" in table:  # counts, with <NA> for sets that were not mined
+        table["n_candidates"] = table["n_candidates"].astype("Int64")
+    return table

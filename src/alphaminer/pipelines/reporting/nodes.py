@@ -49,6 +49,14 @@ def _alpha_table(alphas: dict[str, Any], model: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
+def num_factors(alphas: dict[str, Any]) -> int:
+    """AlphaFormer's "Num Factors": candidate formulas the method generated to get its set (a
+    miner's ``n_candidates``); for a fixed set (library, oracle), its size. Not the pool size."""
+    aset = AlphaSet.from_dict(alphas)
+    n = (aset.meta or {}).get("n_candidates")
+    return int(n) if n is not None else len(aset)
+
+
 def method_results(data: dict[str, Any]) -> list[MethodResults]:
     """Assemble one :class:`MethodResults` per method that has a backtest."""
     methods = []
@@ -62,14 +70,14 @@ def method_results(data: dict[str, Any]) -> list[MethodResults]:
             cm = data[f"{m}__combination_metrics"]
             model = data[f"{m}__combination_model"]
             alphas = _alpha_table(data[f"{m}__alphas"], model)
-            metrics.setdefault("num_factors", cm.get("num_factors", len(alphas)))
+            metrics.setdefault("num_factors", num_factors(data[f"{m}__alphas"]))
             valid_ic = cm.get("valid_ic", float("nan"))
             notes.append(f"combined with {cm.get('model')}; "
                          f"validation IC of the combined signal {valid_ic:.4f}")
         if m == "alphanet":
             attribution = data["alphanet__attribution"]
             tm = data["alphanet__train_metrics"]
-            metrics.setdefault("num_factors", tm.get("num_pooled_features", float("nan")))
+            metrics.setdefault("num_factors", float("nan"))  # N/A: no formulas (Table 1)
             notes.append(f"best epoch {tm.get('best_epoch')} of {tm.get('epochs_run')}; "
                          f"best validation IC {tm.get('best_valid_ic', float('nan')):.4f}")
         notes.append(f"backtest on the {metrics.get('segment', 'test')} segment")

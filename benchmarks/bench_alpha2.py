@@ -4,8 +4,9 @@ planted alphas (best |mean daily corr| on the TEST split) with the mined set's m
 The planted formulas are only used to judge the result, never fed to the search.
 
     python benchmarks/bench_alpha2.py                      # default configuration
-    python benchmarks/bench_alpha2.py --beta 0 --tag beta0 # ablations: --beta, --no-dims,
+    python benchmarks/bench_alpha2.py --beta 0 --tag beta0 # one ablation: --beta, --no-dims,
                                                            # --no-diversity
+    python benchmarks/alpha2_ablations.py                  # all ablations, JSON + CSV table
 """
 
 from __future__ import annotations
@@ -28,15 +29,23 @@ from alphaminer.mining.alpha2.miner import Alpha2Miner  # noqa: E402
 
 
 def main() -> None:
+    """Defaults are conf/base's CPU configuration."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--stocks", type=int, default=300)
     ap.add_argument("--days", type=int, default=2520)
     ap.add_argument("--horizon", type=int, default=20)
-    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--games", type=int, default=8)
     ap.add_argument("--simulations", type=int, default=32)
-    ap.add_argument("--max-len", type=int, default=6)
+    ap.add_argument("--max-len", type=int, default=4)
     ap.add_argument("--beta", type=float, default=0.5)
+    ap.add_argument("--fpu", default="parent", choices=["zero", "parent"])
+    ap.add_argument("--fpu-reduction", type=float, default=0.0)
+    ap.add_argument("--pb-c-init", type=float, default=1.0)
+    ap.add_argument("--temperature-moves", type=int, default=1)
+    ap.add_argument("--no-end-first", action="store_true")
+    ap.add_argument("--leaf-value", default="zero", choices=["zero", "network"])
+    ap.add_argument("--move-selection", default="visits", choices=["visits", "value"])
     ap.add_argument("--no-dims", action="store_true")
     ap.add_argument("--no-diversity", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -46,7 +55,11 @@ def main() -> None:
     scorer = CandidateScorer.from_splits(panel, labels, splits, "train", compute_rank_ic=False)
     cfg = {"iterations": args.iterations, "games": args.games, "max_len": args.max_len,
            "dims": not args.no_dims, "diversity": not args.no_diversity, "seed": args.seed,
-           "search": {"simulations": args.simulations, "beta": args.beta}}
+           "temperature_moves": args.temperature_moves, "leaf_value": args.leaf_value,
+           "move_selection": args.move_selection,
+           "search": {"simulations": args.simulations, "beta": args.beta, "fpu": args.fpu,
+                      "fpu_reduction": args.fpu_reduction, "pb_c_init": args.pb_c_init,
+                      "end_first": not args.no_end_first}}
     t = time.perf_counter()
     res = Alpha2Miner(scorer, config=cfg).run(progress=False)
     wall = time.perf_counter() - t

@@ -17,7 +17,7 @@ from alphaminer.mining.alpha2.miner import Alpha2Config
 from alphaminer.pipelines.alpha2_mining import create_pipeline
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-OUTPUTS = ("alpha2.alphas", "alpha2.mining_log", "alpha2.search_stats")
+OUTPUTS = ("alpha2.alphas", "alpha2.mining_log", "alpha2.search_stats", "alpha2.ablations")
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +27,17 @@ def inputs() -> dict:
     panel = clean(raw).to_panel()
     labels = panel.frame(make_labels(panel, 5), name="label")
     splits = make_splits(panel.dates, {"fractions": [0.5, 0.25, 0.25], "horizon": 5}).to_dict()
-    return {"market_panel": panel, "labels": labels, "splits": splits}
+    return {"market_panel": panel, "labels": labels, "splits": splits,
+            "planted_alphas": raw.extras["planted_alphas"]}
 
 
 def test_pipeline_structure() -> None:
     p = create_pipeline()
-    assert [n.name for n in p.nodes] == ["alpha2.mine_alpha2"]
-    assert p.nodes[0].tags == {"gpu"}
+    assert sorted(n.name for n in p.nodes) == ["alpha2.alpha2_ablations", "alpha2.mine_alpha2"]
+    assert all(n.tags == {"gpu"} for n in p.nodes)
     assert set(p.outputs()) == set(OUTPUTS)
-    assert {"market_panel", "labels", "splits", "params:alpha2.mining"} <= set(p.inputs())
+    assert {"market_panel", "labels", "splits", "planted_alphas", "params:alpha2.mining",
+            "params:alpha2.ablations"} <= set(p.inputs())
 
 
 @pytest.mark.parametrize("env", ["base", "test", "paper"])
@@ -44,8 +46,10 @@ def test_parameters_are_valid_configs(env: str) -> None:
     Alpha2Config.from_dict(d["mining"].get("miner", {}))
     if env == "base":
         assert d["combination"] == {"model": "xgboost", "xgboost": {"top_k": 20, "n_trials": 5}}
-        assert yaml.safe_load((CONF / "base" / "catalog_10_alpha2.yml").read_text())[
-            "alpha2.search_stats"]["versioned"] is True
+        cat = yaml.safe_load((CONF / "base" / "catalog_10_alpha2.yml").read_text())
+        assert cat["alpha2.search_stats"]["versioned"] is True
+        assert cat["alpha2.ablations"]["filepath"] == "data/08_reporting/alpha2/ablations.json"
+        assert d["ablations"]["enabled"] is False  # each variant is a full mining run
     if env == "paper":
         m = d["mining"]["miner"]
         assert (m["max_len"], m["search"]["pb_c_base"], m["search"]["pb_c_init"],
@@ -60,6 +64,8 @@ def test_pipeline_writes_alphas_log_and_stats(inputs: dict) -> None:
     mining = {**test_params["alpha2"]["mining"], "checkpoint_dir": None}
     catalog = DataCatalog({**{k: MemoryDataset(v) for k, v in inputs.items()},
                            "params:alpha2.mining": MemoryDataset(mining),
+                           "params:alpha2.ablations": MemoryDataset(
+                               test_params["alpha2"]["ablations"]),
                            "params:min_stocks": MemoryDataset(10),
                            "params:seed": MemoryDataset(0),
                            **{k: MemoryDataset() for k in OUTPUTS}})
@@ -77,3 +83,21 @@ def test_pipeline_writes_alphas_log_and_stats(inputs: dict) -> None:
     stats = catalog.load("alpha2.search_stats")
     assert stats["episodes"] == 4 and stats["simulations"] > 0
     assert len(stats["pruned_fraction_by_depth"]) == 5
+    assert catalog.load("alpha2.ablations") == {"enabled": False, "rows": [], "summary": []}
+
+
+def test_enabled_ablations_node_gives_a_row_per_variant(inputs: dict) -> None:
+    from alphaminer.pipelines.alpha2_mining.nodes import alpha2_ablations
+
+    test_params = yaml.safe_load((CONF / "test" / "parameters" / "alpha2.yml").read_text())
+    mining = {**test_params["alpha2"]["mining"], "checkpoint_dir": None}
+    out = alpha2_ablations(inputs["market_panel"], inputs["labels"], inputs["splits"],
+                           inputs["planted_alphas"], mining,
+                           {"enabled": True, "miner": {"iterations": 1},
+                            "variants": {"default": {}, "no_dims": {"dims": False}}}, 10)
+    assert out["enabled"] is True
+    assert [r["variant"] for r in out["rows"]] == ["default", "no_dims"]
+    assert [r["dims"] for r in out["rows"]] == [True, False]
+    for r in out["rows"]:
+        assert set(r["planted_abs_corr"]) == set(inputs["planted_alphas"]["name"])
+        assert 0 <= r["recovered"] <= len(inputs["planted_alphas"])

@@ -6,7 +6,13 @@ actions (priors, visit counts, Q), so selection is one vectorised PUCT step per 
     score(a) = Q̂(s, a) + P(s, a) · √N(s) / (1 + N(s, a)) · c(s)
     c(s) = log((N(s) + c_base + 1) / c_base) + c_init
 
-with Q̂ the Q values min–max normalised over the tree (unvisited actions score Q̂ = 0). The
+with Q̂ the Q values min–max normalised over the tree. An unvisited action scores Q̂ = 0
+(``fpu: zero``, AlphaZero's convention) or, with ``fpu: parent`` (first-play urgency, as in
+Leela/KataGo), the parent's own backed-up value normalised the same way minus
+``fpu_reduction``: with hundreds of legal actions and near-uniform priors the exploration term is
+tiny, so under ``zero`` one child with a positive Q takes every later simulation and the search
+never looks at its siblings; under ``parent`` a visited child that is worse than its parent's
+value loses the next simulation to an untried sibling. The
 backup keeps, per node, the k largest returns that passed through it (a min-heap ``V_s``) and
 sets
 
@@ -126,7 +132,9 @@ class Node:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """PUCT constants (paper: c_base 20000, c_init 1.0), backup (β, k, γ), root noise."""
+    """PUCT constants (paper: c_base 20000, c_init 1.0), backup (β, k, γ), root noise, and
+    the CPU-size exploration switches: ``fpu`` / ``fpu_reduction`` (value of an untried move)
+    and ``end_first`` (try ``end_action``, set by the miner to the table's End id, first)."""
 
     simulations: int = 32
     pb_c_base: float = 20000.0
@@ -136,6 +144,14 @@ class SearchConfig:
     gamma: float = 1.0
     dirichlet_alpha: float = 0.1
     exploration_fraction: float = 0.25
+    fpu: str = "zero"
+    fpu_reduction: float = 0.0
+    end_first: bool = False
+    end_action: int = -1
+
+    def __post_init__(self) -> None:
+        if self.fpu not in ("zero", "parent"):
+            raise ValueError(f"fpu must be 'zero' or 'parent', got {self.fpu!r}")
 
 
 def add_root_noise(node: Node, cfg: SearchConfig, rng: np.random.Generator) -> None:
@@ -148,11 +164,19 @@ def add_root_noise(node: Node, cfg: SearchConfig, rng: np.random.Generator) -> N
 
 
 def select_child(node: Node, cfg: SearchConfig, mm: MinMaxStats) -> int:
-    """Index (into ``node.actions``) of the PUCT-best action."""
+    """Index (into ``node.actions``) of the PUCT-best action (``end_first``: an untried
+    ``end_action`` first, so every node knows the value of stopping there)."""
+    if cfg.end_first and len(node.actions) and node.actions[-1] == cfg.end_action \
+            and node.N[-1] == 0:
+        return len(node.actions) - 1
     n = max(node.visits, 1)
     pb_c = math.log((n + cfg.pb_c_base + 1) / cfg.pb_c_base) + cfg.pb_c_init
     u = pb_c * node.priors * math.sqrt(n) / (1 + node.N)
-    q = np.where(node.N > 0, mm.normalize(node.Q), 0.0)
+    unvisited = 0.0
+    if cfg.fpu == "parent" and len(node.heap):
+        unvisited = float(mm.normalize(np.array([node.heap.backed(cfg.beta)]))[0]) \
+            - cfg.fpu_reduction
+    q = np.where(node.N > 0, mm.normalize(node.Q), unvisited)
     return int(np.argmax(q + u))
 
 

@@ -5,8 +5,11 @@ One iteration plays ``games`` episodes in lockstep (one batched network call and
 scorer call per simulation step across the games). An episode writes a program instruction by
 instruction from the empty program: at each move ``simulations`` PUCT simulations run from the
 current state, the move is drawn from the root's visit counts (sampled for the first
-``temperature_moves`` moves, then the most visited) and the subtree is kept. The reward of a
-move is dense, ``Perf(ζ_{t+1}) − Perf(ζ_t)``, with
+``temperature_moves`` moves, then the most visited, or with ``move_selection: value`` the tried
+move with the best backed-up Q) and the subtree is kept. A new leaf is worth the value head's
+estimate (``leaf_value: network``, the paper) or 0 (``zero``: the exact value of ending there,
+since the returns telescope; the CPU default, where the value head is barely trained). The
+reward of a move is dense, ``Perf(ζ_{t+1}) − Perf(ζ_t)``, with
 
     Perf(ζ) = (1 − MaxCorr(z, G)) · IC(z, μ)       (``diversity: false`` → Perf = IC)
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,8 @@ class Alpha2Config:
     accept_max_corr: float = 0.7
     min_abs_ic: float = 0.005
     temperature_moves: int = 2
+    move_selection: str = "visits"
+    leaf_value: str = "network"
     search: dict[str, Any] = field(default_factory=dict)
     net: dict[str, Any] = field(default_factory=lambda: {"lr": 0.01})
     batch_size: int = 128
@@ -95,6 +100,10 @@ class Alpha2Config:
                              "replay_games, td_steps and target_update must be >= 1")
         if self.train_steps < 0 or self.temperature_moves < 0:
             raise ValueError("train_steps and temperature_moves must be >= 0")
+        if self.move_selection not in ("visits", "value"):
+            raise ValueError("move_selection must be 'visits' or 'value'")
+        if self.leaf_value not in ("network", "zero"):
+            raise ValueError("leaf_value must be 'network' or 'zero'")
         if not 0 < self.accept_max_corr <= 1:
             raise ValueError("accept_max_corr must be in (0, 1]")
         sc = self.search_config
@@ -187,8 +196,8 @@ class Alpha2Miner:
         self.config = config if isinstance(config, Alpha2Config) \
             else Alpha2Config.from_dict(config)
         cfg = self.config
-        self.search = cfg.search_config
         self.table = ActionTable(self.vocab, cfg.n_registers, cfg.max_len, dims=cfg.dims)
+        self.search = replace(cfg.search_config, end_action=self.table.end_id)
         self.net = Trainer(self.table.encoding_size, len(self.table), config_from(
             NetConfig, cfg.net), cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
@@ -238,7 +247,9 @@ class Alpha2Miner:
                 continue
             lg = logits[i, acts]
             p = np.exp(lg - lg.max())
-            n.expand(acts, p, float(values[i]))
+            # "zero": the value of stopping here (returns telescope to the final Perf)
+            v = float(values[i]) if self.config.leaf_value == "network" else 0.0
+            n.expand(acts, p, v)
 
     # ------------------------------------------------------------------ self-play
     def _play(self) -> list[dict[str, Any]]:
@@ -260,6 +271,12 @@ class Alpha2Miner:
                 visits = r.N.astype(np.float64)
                 if move < cfg.temperature_moves:
                     slot = int(self.rng.choice(len(visits), p=visits / visits.sum()))
+                elif cfg.move_selection == "value":
+                    # the best backed-up Q among tried moves; on a tie End (the shorter
+                    # program), then the more visited
+                    q = np.where(visits > 0, r.Q, -np.inf)
+                    is_end = r.actions == self.table.end_id
+                    slot = int(np.lexsort((-visits, ~is_end, -q))[0])
                 else:
                     slot = int(np.argmax(visits))
                 pi = np.zeros(A, dtype=np.float32)

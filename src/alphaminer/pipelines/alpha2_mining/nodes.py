@@ -1,5 +1,6 @@
-"""Thin adapter: panel, labels and splits → a candidate scorer on the train split → the Alpha2
-miner → its alpha set (with per-split metrics), learning log and search statistics."""
+"""Thin adapters: panel, labels and splits → a candidate scorer on the train split → the Alpha2
+miner → its alpha set (with per-split metrics), learning log and search statistics; and, behind
+``alpha2.ablations.enabled``, the ablation table (``alphaminer.mining.alpha2.ablations``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from alphaminer.evaluation.alphaset import AlphaSet
 from alphaminer.evaluation.scorer import CandidateScorer
 from alphaminer.expr.vocab import Vocabulary
+from alphaminer.mining.alpha2.ablations import DEFAULT_VARIANTS, run_ablations
 from alphaminer.mining.alpha2.miner import (
     ALPHA2_VOCABULARY,
     Alpha2Config,
@@ -52,3 +55,42 @@ def mine_alpha2(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
     aset.meta.update(res.alpha_set().meta)
     log = pd.DataFrame(res.history) if res.history else pd.DataFrame({"iteration": []})
     return aset.to_dict(), log, res.search_stats
+
+
+@dataclass
+class AblationParams:
+    """``alpha2.ablations``: off by default (each variant is a full mining run)."""
+
+    enabled: bool = False
+    variants: dict[str, dict[str, Any]] | None = None  # None = DEFAULT_VARIANTS
+    seeds: list[int] = field(default_factory=lambda: [0])
+    top_k: int = 5
+    miner: dict[str, Any] = field(default_factory=dict)  # overrides of alpha2.mining.miner
+
+
+def alpha2_ablations(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
+                     planted_alphas: pd.DataFrame, mining: dict[str, Any],
+                     params: dict[str, Any], min_stocks: int) -> dict[str, Any]:
+    """The ablation table (one row per variant and seed, and a per-variant summary), or
+    ``{"enabled": false}`` when switched off so the report can tell "not run" from "empty"."""
+    a = config_from(AblationParams, params)
+    if not a.enabled:
+        return {"enabled": False, "rows": [], "summary": []}
+    p = config_from(Alpha2Params, mining)
+    ranges = split_ranges(splits)
+    target = labels_tensor(panel, labels)
+    planted = None
+    if planted_alphas is not None and len(planted_alphas):
+        planted = AlphaSet("planted", [str(f) for f in planted_alphas["formula"]],
+                           [str(n) for n in planted_alphas["name"]])
+    vocab = Vocabulary.from_config({**ALPHA2_VOCABULARY, **p.vocabulary})
+    base = {**p.miner, **a.miner}
+
+    def make_scorer() -> CandidateScorer:
+        return CandidateScorer(panel, target, days=ranges[p.split], min_stocks=min_stocks,
+                               compute_rank_ic=False)
+
+    out = run_ablations(make_scorer, panel, target, ranges, planted, base,
+                        a.variants if a.variants is not None else DEFAULT_VARIANTS,
+                        a.seeds, vocab, a.top_k, min_stocks)
+    return {"enabled": True, **out}

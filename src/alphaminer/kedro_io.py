@@ -4,6 +4,8 @@
   metadata in the schema, so flags such as ``vwap_fallback`` survive the catalog round trip.
 - :class:`FeatureImagesDataset` / :class:`AlphaNetDataset`: AlphaNet's images and weights through
   the library's own pickle-free formats (safetensors + JSON).
+- :class:`AlphaFormerModelDataset`: AlphaFormer weights + config, falling back to the shipped
+  pre-trained model when no pre-training has run.
 """
 
 from __future__ import annotations
@@ -99,3 +101,61 @@ class SyntheticModelsDataset(_LocalVersioned):
             raise TypeError(f"SyntheticModelsDataset saves SyntheticModels, got "
                             f"{type(data).__name__}")
         data.save(self._path(load=False))
+
+
+class AlphaFormerModelDataset(_LocalVersioned):
+    """An AlphaFormer model folder (``model.safetensors`` + ``config.json``; pickle-free).
+
+    ``fallback`` is the model loaded when no version has been saved yet (no fresh
+    ``alphaformer_pretrain`` run): the shipped ``models/alphaformer``. A relative fallback is
+    looked up from the working directory, then from the project checkout the package lives in.
+    """
+
+    def __init__(self, filepath: str, version: Version | None = None,
+                 metadata: dict[str, Any] | None = None, fallback: str | None = None) -> None:
+        super().__init__(filepath, version, metadata)
+        self._fallback = fallback
+
+    def _fallback_path(self) -> str | None:
+        from pathlib import Path
+
+        if not self._fallback:
+            return None
+        p = Path(self._fallback)
+        cands = [p] if p.is_absolute() else [Path.cwd() / p,
+                                              Path(__file__).resolve().parents[2] / p]
+        for c in cands:
+            if (c / "config.json").exists():
+                return str(c)
+        return None
+
+    def _exists(self) -> bool:
+        return super()._exists() or self._fallback_path() is not None
+
+    def load(self) -> Any:
+        import logging
+
+        from alphaminer.mining.alphaformer.model import SavedModel, load_model
+
+        try:
+            path = self._path(load=True)
+            if not self._fs.exists(path):
+                raise DatasetError(f"no model at {path}")
+        except DatasetError:
+            path = self._fallback_path()
+            if path is None:
+                raise DatasetError(f"no AlphaFormer model saved under {self._filepath} and no "
+                                   f"fallback at {self._fallback!r}: run alphaformer_pretrain"
+                                   ) from None
+            logging.getLogger(__name__).info("alphaformer: no pre-trained version under %s, "
+                                             "using the shipped model %s", self._filepath, path)
+        model, meta = load_model(path)
+        return SavedModel(model, meta, source=str(path))
+
+    def save(self, data: Any) -> None:
+        from alphaminer.mining.alphaformer.model import SavedModel, save_model
+
+        if not isinstance(data, SavedModel):
+            raise TypeError(f"AlphaFormerModelDataset saves a SavedModel, got "
+                            f"{type(data).__name__}")
+        save_model(data.model, self._path(load=False), data.meta)

@@ -1,8 +1,10 @@
 """Project pipelines: every folder under ``pipelines/`` plus the derived ``cpu``/``gpu`` views.
 
 Pipeline names are fixed by DESIGN §2 (users type them). ``__default__`` is the end-to-end run on
-the embedded simulator: ingestion → alpha_library → baselines → alpha2_mining → feature_images →
-alphanet_train → combination → backtest → reporting.
+the embedded simulator: ingestion → alpha_library → baselines (gp, alphagen) → ml_baselines
+(mlp, lstm, xgb, lgbm) → alpha2_mining → alphaformer_infer (with the shipped pre-trained
+model) → feature_images → alphanet_train → combination → backtest →
+reporting. ``alphaformer_pretrain`` is not in it: it needs ``synthetic_generation``'s markets.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ DEFAULT_PIPELINES: tuple[str, ...] = (
     "ingestion",
     "alpha_library",
     "baselines",
+    "ml_baselines",
     "alpha2_mining",
+    "alphaformer_infer",
     "feature_images",
     "alphanet_train",
     "combination",

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-
 #: LLVM may reassociate float sums (so the reductions vectorise) and fuse multiply-adds; NaN and
 #: inf semantics are kept (no ``nnan``/``ninf``), so the validity tests below stay exact.
 _FASTMATH = {"reassoc", "contract"}

@@ -5,8 +5,9 @@ or a signal directly (``<method>.signal``, e.g. AlphaNet). Add a new method's na
 """
 
 #: methods whose ``<m>.alphas`` go through the ``combination`` template
-ALPHA_SET_METHODS: tuple[str, ...] = ("oracle", "library", "gp", "alphagen", "alpha2")
+ALPHA_SET_METHODS: tuple[str, ...] = ("oracle", "library", "gp", "alphagen", "alpha2",
+                                      "alphaformer")
 #: methods that write ``<m>.signal`` themselves
-SIGNAL_METHODS: tuple[str, ...] = ("alphanet",)
+SIGNAL_METHODS: tuple[str, ...] = ("alphanet", "mlp", "lstm", "xgb", "lgbm")
 #: every method that is backtested and reported
 ALL_METHODS: tuple[str, ...] = ALPHA_SET_METHODS + SIGNAL_METHODS

@@ -11,7 +11,7 @@ from alphaminer.evaluation.alphaset import AlphaSet
 from alphaminer.evaluation.recovery import miner_table
 from alphaminer.panel import Panel
 from alphaminer.pipelines._common import labels_tensor, split_ranges
-from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS
+from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS, SIGNAL_METHODS
 from alphaminer.reporting import (
     MethodResults,
     all_method_figures,
@@ -37,7 +37,8 @@ def report_inputs() -> dict[str, str]:
             for part in ALPHA_PARTS:
                 out[f"{m}__{part}"] = f"{m}.{part}"
     out["alphanet__attribution"] = "alphanet.attribution"
-    out["alphanet__train_metrics"] = "alphanet.train_metrics"
+    for m in SIGNAL_METHODS:  # AlphaNet and the ML baselines
+        out[f"{m}__train_metrics"] = f"{m}.train_metrics"
     return out
 
 
@@ -80,6 +81,13 @@ def method_results(data: dict[str, Any]) -> list[MethodResults]:
             metrics.setdefault("num_factors", float("nan"))  # N/A: no formulas (Table 1)
             notes.append(f"best epoch {tm.get('best_epoch')} of {tm.get('epochs_run')}; "
                          f"best validation IC {tm.get('best_valid_ic', float('nan')):.4f}")
+        elif m in SIGNAL_METHODS and f"{m}__train_metrics" in data:  # the ML baselines
+            tm = data[f"{m}__train_metrics"]
+            metrics.setdefault("num_factors", float("nan"))  # N/A: no formulas (Table 1)
+            best = tm.get("best_iteration", tm.get("best_epoch"))
+            notes.append(f"{m} on {tm.get('window', 60)}-day raw-feature windows; best "
+                         f"iteration/epoch {best}; validation IC "
+                         f"{tm.get('best_valid_ic', float('nan')):.4f}")
         notes.append(f"backtest on the {metrics.get('segment', 'test')} segment")
         methods.append(MethodResults(
             name=m, alphas=alphas, daily=data[f"{m}__backtest_daily"],

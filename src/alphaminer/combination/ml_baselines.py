@@ -25,11 +25,9 @@ from alphaminer.neural.baselines import (
     SampleSet,
     WindowConfig,
     Windows,
-    daily_target,
-    fit_days,
+    fit_samples,
     mean_ic,
     predict_windows,
-    sample_set,
     segment_ics,
 )
 from alphaminer.panel import Panel
@@ -147,14 +145,7 @@ def train_tree(panel: Panel, labels: torch.Tensor, splits: Splits, window: Windo
 
     ``result.model`` is a JSON-ready dict with the booster dump and the columns it reads.
     """
-    win = Windows(panel, window)
-    target = daily_target(labels.cpu())
-    h = splits.horizon
-    train = sample_set(win, target, fit_days(splits, "train", h, window.day_stride))
-    valid = sample_set(win, target, fit_days(splits, "valid", h, window.day_stride))
-    if len(train.y) == 0 or len(valid.y) == 0:
-        raise ValueError(f"no complete {window.window}-day windows with labels in train "
-                         f"({len(train.y)}) or valid ({len(valid.y)}): the panel is too short")
+    win, train, valid = fit_samples(panel, labels, splits, window)
     names = feature_names(win)
     fit = _fit_xgb if config.kind == "xgb" else _fit_lgbm
     score, best, dump = fit(train, valid, names, config)
@@ -166,7 +157,8 @@ def train_tree(panel: Panel, labels: torch.Tensor, splits: Splits, window: Windo
         "method": config.kind, "best_iteration": best, "best_valid_ic": float(valid_ic),
         "n_train_samples": int(len(train.y)), "n_valid_samples": int(len(valid.y)),
         "features": list(win.features), "window": window.window,
-        "config": jsonable(cfg), **segment_ics(signal, labels.cpu(), splits, h, min_stocks),
+        "config": jsonable(cfg),
+        **segment_ics(signal, labels.cpu(), splits, splits.horizon, min_stocks),
     }
     model = {"method": config.kind, "columns": names, "best_iteration": best, **dump,
              "config": jsonable(cfg)}

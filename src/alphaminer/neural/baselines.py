@@ -337,11 +337,11 @@ def predict_windows(windows: Windows, score: Any, days: np.ndarray | None = None
     return out
 
 
-def train_net(panel: Panel, labels: torch.Tensor, splits: Splits, window: WindowConfig,
-              config: NetConfig, min_stocks: int = 10) -> BaselineResult:
-    """Train an MLP/LSTM baseline on train fit rows, early-stop on valid IC, predict every day."""
-    seed_everything(config.seed)
-    dev = resolve_device(config.device)
+def fit_samples(panel: Panel, labels: torch.Tensor, splits: Splits, window: WindowConfig
+                ) -> tuple[Windows, SampleSet, SampleSet]:
+    """The windows of ``panel`` and the train / valid fit samples every baseline trains on
+    (days whose label ends inside the segment, every ``day_stride``-th); raises when either is
+    empty (a panel too short for the window)."""
     win = Windows(panel, window)
     target = daily_target(labels.cpu())
     h = splits.horizon
@@ -350,6 +350,15 @@ def train_net(panel: Panel, labels: torch.Tensor, splits: Splits, window: Window
     if len(train.y) == 0 or len(valid.y) == 0:
         raise ValueError(f"no complete {window.window}-day windows with labels in train "
                          f"({len(train.y)}) or valid ({len(valid.y)}): the panel is too short")
+    return win, train, valid
+
+
+def train_net(panel: Panel, labels: torch.Tensor, splits: Splits, window: WindowConfig,
+              config: NetConfig, min_stocks: int = 10) -> BaselineResult:
+    """Train an MLP/LSTM baseline on train fit rows, early-stop on valid IC, predict every day."""
+    seed_everything(config.seed)
+    dev = resolve_device(config.device)
+    win, train, valid = fit_samples(panel, labels, splits, window)
     model = config.build(window.window, win.n_inputs).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
@@ -390,7 +399,7 @@ def train_net(panel: Panel, labels: torch.Tensor, splits: Splits, window: Window
         "n_train_samples": int(len(train.y)), "n_valid_samples": int(len(valid.y)),
         "features": list(win.features), "window": window.window, "device": str(dev),
         "config": {**asdict(config), **{f"window_{k}": v for k, v in asdict(window).items()}},
-        **segment_ics(signal, labels.cpu(), splits, h, min_stocks),
+        **segment_ics(signal, labels.cpu(), splits, splits.horizon, min_stocks),
     }
     return BaselineResult(signal, metrics, history, model.cpu())
 

@@ -322,3 +322,24 @@ def test_from_splits_and_bad_arguments(market):
         CandidateScorer(panel, y[:10], DAYS)
     with pytest.raises(ValueError, match="min_stocks"):
         CandidateScorer(panel, y, DAYS, pool=AlphaPool(min_stocks=5))
+
+
+def test_concurrent_evaluation_equals_one_thread(market):
+    """Formulas of a batch are evaluated side by side on worker threads (sharing one evaluator
+    cache): the scores equal those of a single-threaded scorer, and torch's thread count is
+    restored afterwards."""
+    panel, y = market
+    kw = {"pool": PoolConfig(capacity=3), "reference": [FORMULAS[5]], "min_days": 5}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = CandidateScorer(panel, y, DAYS, batch_size=len(FORMULAS), **kw).score(FORMULAS)
+        torch.set_num_threads(2)
+        two = CandidateScorer(panel, y, DAYS, batch_size=len(FORMULAS), **kw).score(FORMULAS)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(one, two):
+        assert a.formula == b.formula and a.ok == b.ok and a.reason == b.reason
+        for k in ("ic", "rank_ic", "max_corr", "pool_ic", "pool_gain"):
+            assert getattr(a, k) == pytest.approx(getattr(b, k), abs=1e-9, nan_ok=True)

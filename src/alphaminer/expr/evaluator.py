@@ -17,6 +17,7 @@ full-window rule and runs the unchanged fast kernels.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,11 @@ class CacheInfo:
 
 
 class _LRU:
-    """Byte-bounded LRU of tensors; entries larger than the capacity are not kept."""
+    """Byte-bounded LRU of tensors; entries larger than the capacity are not kept.
+
+    Thread-safe (one lock around each operation), so formulas can be evaluated concurrently on
+    one :class:`Evaluator`; two threads computing the same sub-expression at once both compute
+    it and the first ``put`` wins (the values are identical)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = int(capacity)
@@ -50,29 +55,33 @@ class _LRU:
         self.bytes = 0
         self.hits = 0
         self.misses = 0
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> torch.Tensor | None:
-        t = self.data.get(key)
-        if t is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self.data.move_to_end(key)
-        return t
+        with self._lock:
+            t = self.data.get(key)
+            if t is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self.data.move_to_end(key)
+            return t
 
     def put(self, key: str, t: torch.Tensor) -> None:
         nbytes = t.element_size() * t.numel()
-        if nbytes > self.capacity or key in self.data:
-            return
-        self.data[key] = t
-        self.bytes += nbytes
-        while self.bytes > self.capacity:
-            _, old = self.data.popitem(last=False)
-            self.bytes -= old.element_size() * old.numel()
+        with self._lock:
+            if nbytes > self.capacity or key in self.data:
+                return
+            self.data[key] = t
+            self.bytes += nbytes
+            while self.bytes > self.capacity:
+                _, old = self.data.popitem(last=False)
+                self.bytes -= old.element_size() * old.numel()
 
     def clear(self) -> None:
-        self.data.clear()
-        self.bytes = 0
+        with self._lock:
+            self.data.clear()
+            self.bytes = 0
 
 
 class Evaluator:

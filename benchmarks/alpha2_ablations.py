@@ -2,7 +2,7 @@
 off (Perf = IC), against the configured run (``conf/base/parameters/alpha2.yml``).
 
 Each (variant, seed) mines on the train split with a fresh scorer and is judged on the TEST split
-(``alphaminer.mining.alpha2.ablations``). Writes ``data/08_reporting/alpha2/ablations.json``
+(``alphaminer.mining.alpha2.ablations``). Writes ``benchmarks/out/alpha2_ablations/ablations.json``
 (the same layout as the pipeline's ``alpha2.ablations`` dataset) and ``ablations.csv`` (one
 flat row per run). The planted formulas only judge the result; the search never sees them.
 
@@ -38,7 +38,7 @@ from alphaminer.mining.alpha2.ablations import (  # noqa: E402
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "data" / "08_reporting" / "alpha2"
+OUT = ROOT / "benchmarks" / "out" / "alpha2_ablations"  # apart from the catalog's versioned path
 
 #: flat CSV columns (``corr_<planted>`` columns follow)
 CSV_COLUMNS = ["variant", "seed", "same_as", "dims", "diversity", "beta", "n_alphas",

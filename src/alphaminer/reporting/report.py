@@ -304,6 +304,7 @@ def build_report(
     planted: pd.DataFrame | None = None,
     *,
     mining: pd.DataFrame | None = None,
+    sections: Sequence[tuple[str, str, str]] = (),
     config: ReportConfig | None = None,
 ) -> str:
     """The whole research report as one self-contained HTML string.
@@ -316,6 +317,9 @@ def build_report(
         planted: the simulator's planted ground-truth alphas (any columns; ``formula`` as code).
         mining: one row per alpha-set method (Alpha2's Table 4 layout and planted recovery,
             :func:`alphaminer.evaluation.recovery.miner_table`).
+        sections: further sections ``(id, title, html body)``, after the mined alphas (e.g.
+            AlphaFormer's pre-training, Alpha2's ablations); the body is trusted HTML built with
+            this module's helpers (:func:`frame_table`, :func:`esc`).
         config: display limits and figure settings.
     """
     cfg = config or ReportConfig()
@@ -332,6 +336,8 @@ def build_report(
         nav.append('<a href="#data">Data</a>')
     if mining is not None:
         nav.append('<a href="#mining">Mined alphas</a>')
+    sections = list(sections)
+    nav += [f'<a href="#{esc(sid)}">{esc(title)}</a>' for sid, title, _ in sections]
     if planted is not None:
         nav.append('<a href="#planted">Planted alphas</a>')
     nav.append('<a href="#definitions">Definitions</a>')
@@ -355,6 +361,8 @@ def build_report(
                    "data the best |mean daily corr| of any of them with each planted formula "
                    "(<code>corr_*</code>; recovered when ≥ 0.9).</p>"
                    + frame_table(mining, max_rows=cfg.max_table_rows) + "</section>")
+    out.extend(f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{body}</section>'
+               for sid, title, body in sections)
     out.extend(_method_section(m, i, cfg) for i, m in enumerate(methods))
     if data_report is not None:
         if not isinstance(data_report, Mapping):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from alphaminer.evaluation.alphaset import AlphaSet
@@ -39,7 +40,84 @@ def report_inputs() -> dict[str, str]:
     out["alphanet__attribution"] = "alphanet.attribution"
     for m in SIGNAL_METHODS:  # AlphaNet and the ML baselines
         out[f"{m}__train_metrics"] = f"{m}.train_metrics"
+    out["alphaformer__model"] = "alphaformer.model"
+    out["alphaformer__mining_log"] = "alphaformer.mining_log"
+    out["alpha2__ablations"] = "alpha2.ablations"
     return out
+
+
+def _signal_table(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{"quantity": k, "first 10 %": v.get("first_mean"),
+                          "last 10 %": v.get("last_mean"), "Welch t": v.get("welch_t"),
+                          "one-sided p": v.get("p_value_one_sided")} for k, v in rows.items()])
+
+
+def alphaformer_section(model: Any, mining_log: Any) -> tuple[str, str, str] | None:
+    """AlphaFormer's pre-trained model: where it came from, its learning signal, and its
+    learning curves (mean reward, entropy, approximate KL, value loss) when the model folder
+    keeps ``learning_curve.csv`` (the shipped model does)."""
+    from pathlib import Path
+
+    from alphaminer.reporting import figure_to_base64_png
+    from alphaminer.reporting.report import esc, frame_table
+
+    meta = dict(getattr(model, "meta", {}) or {})
+    source = str(getattr(model, "source", "") or "")
+    shipped = Path(source).parts[-2:] == ("models", "alphaformer")
+    where = "the shipped model (models/alphaformer)" if shipped else \
+        f"a fresh pre-training (version {Path(source).parent.name or '?'})"
+    trained = meta.get("trained_with", "alphaformer_pretrain")
+    hardware = meta.get("hardware", meta.get("device", "?"))
+    parts = [f"<p>Model used by <code>alphaformer_infer</code>: {esc(where)}; trained with "
+             f"<code>{esc(trained)}</code> on {esc(hardware)}; {esc(meta.get('updates', '?'))} "
+             f"PPO updates, {esc(meta.get('formulas_generated', '?'))} formulas generated.</p>"]
+    signal = meta.get("learning_signal")
+    if isinstance(signal, dict) and signal:
+        parts.append("<p>Learning signal (first vs last 10 % of pre-training updates):</p>"
+                     + frame_table(_signal_table(signal)))
+    curve = Path(source) / "learning_curve.csv" if source else None
+    if curve is not None and curve.exists():
+        import matplotlib.pyplot as plt
+
+        hist = pd.read_csv(curve)
+        cols = [c for c in ("mean_reward", "entropy", "approx_kl", "value_loss") if c in hist]
+        if cols:
+            fig, axes = plt.subplots(1, len(cols), figsize=(3.2 * len(cols), 2.6))
+            for ax, c in zip(list(np.atleast_1d(axes)), cols):
+                ax.plot(hist[c].to_numpy(), lw=0.8)
+                ax.plot(hist[c].rolling(10, min_periods=1).mean().to_numpy(), lw=1.6)
+                ax.set_title(c, fontsize=9)
+                ax.set_xlabel("PPO update", fontsize=8)
+            fig.tight_layout()
+            parts.append(f'<figure><img alt="AlphaFormer learning curves" '
+                         f'src="data:image/png;base64,{figure_to_base64_png(fig)}">'
+                         "<figcaption>Pre-training learning curves (raw and 10-update mean)"
+                         "</figcaption></figure>")
+    if isinstance(mining_log, pd.DataFrame) and len(mining_log):
+        parts.append("<p>Inference on this panel (frozen weights):</p>"
+                     + frame_table(mining_log.tail(20)))
+    return "alphaformer-pretraining", "AlphaFormer pre-training", "".join(parts)
+
+
+def alpha2_ablation_section(ablations: Any) -> tuple[str, str, str]:
+    """Alpha2's ablations (pruning off, β ∈ {0, 0.5, 1}, diversity off), when they were run."""
+    from alphaminer.reporting.report import frame_table
+
+    if not isinstance(ablations, dict) or not ablations.get("enabled"):
+        body = ("<p class=\"muted\">Not run in this report's run "
+                "(<code>alpha2.ablations.enabled: false</code>, the default: each variant is a "
+                "full mining run). Set it to true, or run "
+                "<code>benchmarks/alpha2_ablations.py</code>.</p>")
+    else:
+        keep = ("variant", "n_seeds", "top_test_ic_mean", "test_ic_mean", "mean_mutual_abs_corr",
+                "n_alphas", "recovered", "recovered_per_seed", "wall_seconds", "same_as")
+        summary = pd.DataFrame(ablations.get("summary", []))
+        summary = summary[[c for c in keep if c in summary]]
+        body = ("<p>Each variant is a full Alpha2 mining run on train, judged on test: "
+                "the test IC of its top alphas by train |IC|, all its alphas' mean test IC, "
+                "their mean mutual |corr|, and planted formulas recovered (|corr| ≥ 0.9).</p>"
+                + frame_table(summary))
+    return "alpha2-ablations", "Alpha2 ablations", body
 
 
 def _alpha_table(alphas: dict[str, Any], model: dict[str, Any]) -> pd.DataFrame:
@@ -128,8 +206,15 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
     manifest = build_manifest(parameters, fingerprint)
     planted = planted_alphas if len(planted_alphas) else None
     mining = mining_summary(data, planted_alphas, market_panel, labels, splits, min_stocks)
+    sections = []
+    if "alphaformer__model" in data:
+        af = alphaformer_section(data["alphaformer__model"], data.get("alphaformer__mining_log"))
+        if af is not None:
+            sections.append(af)
+    if "alpha2__ablations" in data:
+        sections.append(alpha2_ablation_section(data["alpha2__ablations"]))
     html = build_report(methods, manifest, data_report=data_report, planted=planted,
-                        mining=mining)
+                        mining=mining, sections=sections)
     figures = all_method_figures(methods)
     table = comparison_table(methods, numeric=True).reset_index()
     return html, figures, table, manifest

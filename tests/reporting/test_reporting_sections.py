@@ -1,0 +1,42 @@
+"""The report's AlphaFormer pre-training and Alpha2 ablation sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from alphaminer.pipelines.reporting.nodes import alpha2_ablation_section, alphaformer_section
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "alphaformer"
+
+
+def test_alphaformer_section_shows_signal_and_curves_of_the_shipped_model() -> None:
+    meta = {"trained_with": "train.py", "hardware": "CPU", "updates": 3,
+            "learning_signal": {"mean_reward": {"first_mean": 0.1, "last_mean": 0.3,
+                                                "welch_t": 4.0, "p_value_one_sided": 0.01}}}
+    model = SimpleNamespace(meta=meta, source=str(SHIPPED))
+    log = pd.DataFrame({"batch": [0, 1], "pool_ic": [0.05, 0.06]})
+    sid, title, html = alphaformer_section(model, log)
+    assert sid == "alphaformer-pretraining" and "AlphaFormer" in title
+    assert "the shipped model (models/alphaformer)" in html
+    assert "mean_reward" in html and "0.3000" in html  # the learning-signal table
+    assert html.count("<img") == 1  # the learning curves from learning_curve.csv
+    assert str(SHIPPED) not in html  # no absolute local paths in the report
+    # a model folder without a curve: no figure, still the table
+    _, _, bare = alphaformer_section(SimpleNamespace(meta=meta, source="/x/version/model"), None)
+    assert "<img" not in bare and "fresh pre-training" in bare
+
+
+def test_alpha2_ablation_section_off_and_on() -> None:
+    _, _, off = alpha2_ablation_section({"enabled": False, "rows": [], "summary": []})
+    assert "Not run" in off
+    on = {"enabled": True, "summary": [
+        {"variant": "default", "top_test_ic_mean": 0.067, "mean_mutual_abs_corr": 0.08,
+         "recovered_per_seed": [1, 2], "extra_column": 1},
+        {"variant": "no_dims", "top_test_ic_mean": 0.061, "mean_mutual_abs_corr": 0.079,
+         "recovered_per_seed": [2, 0]}]}
+    _, title, html = alpha2_ablation_section(on)
+    assert title == "Alpha2 ablations" and "no_dims" in html and "0.0670" in html
+    assert "extra_column" not in html

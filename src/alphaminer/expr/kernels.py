@@ -606,12 +606,18 @@ def _run_by_columns(kernel, arrs: list[np.ndarray], extra: tuple, out: np.ndarra
 
 
 @functools.cache
-def _jit_module():  # noqa: ANN202
+def _jit(name: str):  # noqa: ANN202
+    """The compiled-kernel module ``alphaminer.expr.<name>``, or None without numba."""
+    import importlib
+
     try:
-        from alphaminer.expr import _jit_moments
+        return importlib.import_module(f"alphaminer.expr.{name}")
     except ImportError:  # pragma: no cover - numba is a pinned dependency
         return None
-    return _jit_moments
+
+
+def _jit_module():  # noqa: ANN202
+    return _jit("_jit_moments")
 
 
 def _jit_moments(xs: tuple[torch.Tensor, ...], d: int, op: str) -> torch.Tensor | None:
@@ -637,13 +643,8 @@ def _jit_moments(xs: tuple[torch.Tensor, ...], d: int, op: str) -> torch.Tensor 
 JIT_WINDOWS = True
 
 
-@functools.cache
 def _jit_windows_module():  # noqa: ANN202
-    try:
-        from alphaminer.expr import _jit_windows
-    except ImportError:  # pragma: no cover - numba is a pinned dependency
-        return None
-    return _jit_windows
+    return _jit("_jit_windows")
 
 
 def _jit_window(x: torch.Tensor, op: str, *extra: object) -> torch.Tensor | None:

@@ -54,3 +54,29 @@ def test_hand_computed_mean_nan_days_and_errors() -> None:
         paired_block_bootstrap(a, b[:-1])
     with pytest.raises(ValueError, match="block"):
         paired_block_bootstrap(a, b, block=100)
+
+
+def test_gaps_to_best_baseline_picks_the_best_and_finds_the_known_gap() -> None:
+    import pandas as pd
+
+    from alphaminer.evaluation.significance import gaps_to_best_baseline
+
+    rng = np.random.default_rng(2)
+    dates = pd.bdate_range("2020-01-01", periods=300)
+    base = 0.05 + 0.02 * _ar1(rng, 300, 0.6)
+    series = {
+        "weak_baseline": pd.DataFrame({"date": dates, "rank_ic": base - 0.03}),
+        "best_baseline": pd.DataFrame({"date": dates, "rank_ic": base}),
+        "miner": pd.DataFrame({"date": dates, "rank_ic": base + 0.02
+                               + 0.005 * rng.normal(size=300)}),
+        "twin": pd.DataFrame({"date": dates[50:], "rank_ic": base[50:]
+                              + 0.01 * rng.normal(size=250)}),
+    }
+    table = gaps_to_best_baseline(series, ("weak_baseline", "best_baseline"), n_boot=500)
+    assert set(table["baseline"]) == {"best_baseline"}
+    row = table.set_index("method")
+    assert row.loc["miner", "difference"] == pytest.approx(0.02, abs=0.002)
+    assert row.loc["miner", "significant"] and row.loc["weak_baseline", "significant"]
+    assert row.loc["weak_baseline", "difference"] == pytest.approx(-0.03)
+    assert not row.loc["twin", "significant"] and row.loc["twin", "days"] == 250
+    assert gaps_to_best_baseline(series, ("absent",)).empty

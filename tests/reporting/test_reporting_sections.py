@@ -40,3 +40,27 @@ def test_alpha2_ablation_section_off_and_on() -> None:
     _, title, html = alpha2_ablation_section(on)
     assert title == "Alpha2 ablations" and "no_dims" in html and "0.0670" in html
     assert "extra_column" not in html
+
+
+def test_significance_section_compares_with_the_best_baseline() -> None:
+    import numpy as np
+
+    from alphaminer.pipelines.reporting.nodes import significance_section
+    from alphaminer.reporting import MethodResults
+
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2020-01-01", periods=120)
+    daily = pd.DataFrame({"date": dates, "return": rng.normal(0, 0.01, 120)})
+
+    def method(name: str, level: float) -> MethodResults:
+        ics = pd.DataFrame({"date": dates, "ic": level, "rank_ic": level
+                            + 0.01 * rng.normal(size=120)})
+        return MethodResults(name=name, alphas=None, daily=daily, ic_series=ics,
+                             quantiles=pd.DataFrame({"date": dates, "q1": 0.0, "q2": 0.0}),
+                             metrics={})
+
+    sid, _, html = significance_section([method("xgb", 0.05), method("library", 0.07),
+                                         method("alpha2", 0.12)])
+    assert sid == "significance" and "alpha2" in html and "xgb" in html
+    assert html.count("library") >= 2  # the baseline column names the best baseline
+    assert significance_section([method("alpha2", 0.1)]) is None  # no baseline present

@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["PairedDifference", "paired_block_bootstrap"]
+__all__ = ["PairedDifference", "gaps_to_best_baseline", "paired_block_bootstrap"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,33 @@ def paired_block_bootstrap(a: np.ndarray, b: np.ndarray, *, block: int | None = 
     alpha = (1 - level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return PairedDifference(float(d.mean()), float(low), float(high), level, n, L, n_boot)
+
+
+def gaps_to_best_baseline(series: dict[str, pd.DataFrame], baselines: tuple[str, ...],
+                          column: str = "rank_ic", **kwargs: object) -> pd.DataFrame:
+    """Each method's daily ``column`` (e.g. test RankIC) against the best baseline's.
+
+    ``series`` maps method → a frame with ``date`` and ``column`` (the backtest's IC series).
+    The best baseline is the method of ``baselines`` with the highest mean ``column``; every
+    other method gets one row: its mean, the baseline's, the paired difference with its interval
+    (:func:`paired_block_bootstrap`, keyword arguments passed on) and whether it excludes 0.
+    Days are aligned by date (inner join). Empty when no baseline is present.
+    """
+    means = {m: float(df[column].mean()) for m, df in series.items() if len(df)}
+    present = [m for m in baselines if m in means]
+    if not present:
+        return pd.DataFrame()
+    best = max(present, key=lambda m: means[m])
+    ref = series[best].set_index("date")[column]
+    rows = []
+    for m, df in series.items():
+        if m == best or not len(df):
+            continue
+        both = pd.concat([df.set_index("date")[column].rename("a"), ref.rename("b")],
+                         axis=1, join="inner")
+        res = paired_block_bootstrap(both["a"].to_numpy(), both["b"].to_numpy(), **kwargs)
+        rows.append({"method": m, "baseline": best, f"{column}": means[m],
+                     f"baseline {column}": means[best], "difference": res.mean,
+                     "95% low": res.low, "95% high": res.high,
+                     "significant": res.significant, "days": res.n_days, "block": res.block})
+    return pd.DataFrame(rows)

@@ -6,6 +6,7 @@
   the library's own pickle-free formats (safetensors + JSON).
 - :class:`AlphaFormerModelDataset`: AlphaFormer weights + config, falling back to the shipped
   pre-trained model when no pre-training has run.
+- :class:`ComparisonRecordsDataset`: every (method, seed) record of the multi-seed comparison.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
-from kedro.io import AbstractVersionedDataset, DatasetError, Version
+from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 
 from alphaminer.panel import Panel
@@ -159,3 +160,40 @@ class AlphaFormerModelDataset(_LocalVersioned):
             raise TypeError(f"AlphaFormerModelDataset saves a SavedModel, got "
                             f"{type(data).__name__}")
         save_model(data.model, self._path(load=False), data.meta)
+
+
+class ComparisonRecordsDataset(AbstractDataset):
+    """Read-only: the latest record of every (method, seed) pair of every comparison under
+    ``path`` (``<path>/<hash>/seed_<s>/07_model_output/<m>/comparison_record.json/<version>/
+    comparison_record.json``, as the pairs' own runs write them). An empty list when no
+    comparison has run, so the report can say so instead of failing."""
+
+    RECORD = "comparison_record.json"
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._root = PurePosixPath(path)
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._root)}
+
+    def load(self) -> list[dict[str, Any]]:
+        import json
+        from pathlib import Path
+
+        root = Path(str(self._root))
+        if not root.is_dir():
+            return []
+        out = []
+        for ds in sorted(root.glob(f"*/seed_*/07_model_output/*/{self.RECORD}")):
+            versions = sorted(v for v in ds.iterdir() if (v / self.RECORD).is_file())
+            if versions:
+                out.append(json.loads((versions[-1] / self.RECORD).read_text()))
+        return out
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("comparison_records is read-only: each pair's run writes its own "
+                           "'<method>.comparison_record'")
+
+    def _exists(self) -> bool:
+        return True

@@ -25,6 +25,7 @@ DEFAULT_PIPELINES: tuple[str, ...] = (
     "combination",
     "backtest",
     "reporting",
+    "comparison",
 )
 
 

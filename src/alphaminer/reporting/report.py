@@ -380,3 +380,22 @@ def build_report(
     out.append(f'<footer id="definitions"><h2>Definitions</h2>{_DEFINITIONS}</footer>')
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def build_page(title: str, manifest: Mapping[str, Any],
+               sections: Sequence[tuple[str, str, str]]) -> str:
+    """A standalone page in the report's style (e.g. the multi-seed comparison): the manifest
+    header, then ``(id, title, trusted html body)`` sections, then the definitions."""
+    if not isinstance(manifest, Mapping):
+        raise TypeError(f"manifest must be a mapping, got {type(manifest).__name__}")
+    nav = "".join(f'<a href="#{esc(sid)}">{esc(t)}</a>' for sid, t, _ in sections)
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+           f"<header><h1>{esc(title)}</h1>{_manifest_html(manifest)}</header>",
+           f'<nav>{nav}<a href="#definitions">Definitions</a></nav>']
+    out.extend(f'<section id="{esc(sid)}"><h2>{esc(t)}</h2>{body}</section>'
+               for sid, t, body in sections)
+    out.append(f'<footer id="definitions"><h2>Definitions</h2>{_DEFINITIONS}</footer>')
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -43,6 +43,7 @@ def report_inputs() -> dict[str, str]:
     out["alphaformer__model"] = "alphaformer.model"
     out["alphaformer__mining_log"] = "alphaformer.mining_log"
     out["alpha2__ablations"] = "alpha2.ablations"
+    out["comparison_summary"] = "comparison_summary"
     return out
 
 
@@ -239,6 +240,9 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
             sections.append(af)
     if "alpha2__ablations" in data:
         sections.append(alpha2_ablation_section(data["alpha2__ablations"]))
+    summary = data.get("comparison_summary")
+    if isinstance(summary, dict) and summary.get("html"):
+        sections.append(("multi-seed", "Methods over seeds", summary["html"]))
     html = build_report(methods, manifest, data_report=data_report, planted=planted,
                         mining=mining, sections=sections)
     figures = all_method_figures(methods)

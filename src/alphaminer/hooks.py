@@ -91,3 +91,48 @@ class ManifestHooks:
             seed = 0
         seed_everything(seed)
         log.info("seeded python/numpy/torch with seed=%d; threads %s", seed, thread_report())
+
+
+class ParameterHooks:
+    """Checks every parameter against :class:`alphaminer.parameters.ProjectParams` as soon as
+    the context exists, before any catalog is built or node runs.
+
+    Kedro's typed-parameter validation (node inputs annotated with the same models) names only
+    the top-level key of a bad block; this check names the full YAML path
+    (``backtest.portfolio.topk: topk must be a positive integer, got -1``) and covers every
+    pipeline's blocks, so a typo in a block the run does not use fails too.
+    """
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        from alphaminer.parameters import validate_parameters
+
+        validate_parameters(context.config_loader["parameters"])
+
+
+class ProcessSharedMemoryHooks:
+    """Under ``ParallelRunner``, every declared in-memory dataset becomes process-shared.
+
+    ``raw_data`` and ``clean_result`` are declared ``MemoryDataset`` (``copy_mode: assign``: no
+    copy of a large panel between nodes in one process). A worker process saving into such a
+    dataset saves into its own copy, and the next node, in another process, found nothing. In a
+    ``SharedMemoryDataCatalog`` (what Kedro builds for ``ParallelRunner``) they are replaced by
+    ``SharedMemoryDataset``\\ s, which the runner attaches to its manager process, as Kedro does
+    for undeclared intermediate datasets. Other runners keep the declared datasets.
+    """
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any) -> None:
+        from kedro.io import MemoryDataset
+        from kedro.io.data_catalog import SharedMemoryDataCatalog
+        from kedro.io.shared_memory_dataset import SharedMemoryDataset
+
+        if not isinstance(catalog, SharedMemoryDataCatalog):
+            return
+        for name in list(catalog.keys()):
+            if name == "parameters" or name.startswith("params:"):
+                continue
+            ds = catalog.get(name)
+            if type(ds) is MemoryDataset and not catalog.exists(name):
+                catalog[name] = SharedMemoryDataset()
+                log.debug("%s: process-shared for ParallelRunner", name)

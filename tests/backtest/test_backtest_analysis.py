@@ -141,3 +141,25 @@ def test_ic_analysis_vs_scipy(make_random_panel):
     assert not math.isnan(raw.summary["rank_ic"])
     with pytest.raises(ValueError):
         ic_analysis(sig, label[:, :5])
+
+
+def test_ic_analysis_newey_west_t_matches_a_hand_computation():
+    """The summary's NW t of the daily IC, against the textbook Bartlett-kernel formula."""
+    import numpy as np
+
+    from alphaminer.backtest.analysis import ic_analysis
+
+    g = np.random.default_rng(3)
+    T, S, h = 120, 40, 5
+    common = np.convolve(g.standard_normal(T + h), np.ones(h), "valid")[:T]  # overlapping
+    y = g.standard_normal((T, S))
+    f = y * (0.1 + 0.05 * common[:, None]) + g.standard_normal((T, S))
+    res = ic_analysis(f, y, min_stocks=10, horizon=h)
+    x = res.daily["ic"].to_numpy()
+    n, L = len(x), h - 1
+    d = x - x.mean()
+    gamma = [float(d[lag:] @ d[: n - lag]) / n for lag in range(L + 1)]
+    var = (gamma[0] + 2 * sum((1 - lag / (L + 1)) * gamma[lag] for lag in range(1, L + 1))) / n
+    assert res.summary["ic_nw_t"] == pytest.approx(x.mean() / np.sqrt(var), rel=1e-9)
+    assert res.summary["ic_nw_lags"] == L
+    assert res.summary["ic_positive_rate"] == pytest.approx(float(np.mean(x > 0)))

@@ -22,6 +22,7 @@ FAST = {
     "lightgbm": {"n_trials": 2, "progress": False, "top_k": 3, "n_estimators_range": (10, 30),
                  "max_depth_range": (2, 3), "num_leaves_range": (3, 7),
                  "early_stopping_rounds": 5},
+    "rank_average": {"n_trials": 3, "progress": False, "max_k": 6},
 }
 
 

@@ -343,3 +343,49 @@ def test_concurrent_evaluation_equals_one_thread(market):
         assert a.formula == b.formula and a.ok == b.ok and a.reason == b.reason
         for k in ("ic", "rank_ic", "max_corr", "pool_ic", "pool_gain"):
             assert getattr(a, k) == pytest.approx(getattr(b, k), abs=1e-9, nan_ok=True)
+
+
+def test_failures_inside_a_batch_and_buffer_reuse_keep_scores(market):
+    """Formulas failing after evaluation (no variation, too few days) sit between good ones, so
+    the z-scoring reads a subset of the batch's rows in place; the value buffer is reused by the
+    next batch. Scores equal one-formula-at-a-time scoring and daily_ic / daily_rank_ic."""
+    panel, y = market
+    mixed = [FORMULAS[0], "Greater(close,1000000.0)", FORMULAS[1], "Ref(close,130d)",
+             FORMULAS[2], FORMULAS[4], "Less(volume,-1.0)", FORMULAS[6]]
+    kw = {"pool": PoolConfig(capacity=3), "reference": [FORMULAS[5]], "min_days": 30}
+    batched = CandidateScorer(panel, y, DAYS, batch_size=5, **kw)
+    got = batched.score(mixed)
+    single = CandidateScorer(panel, y, DAYS, batch_size=1, **kw)
+    one = [single.score_one(f) for f in mixed]
+    assert [s.ok for s in got] == [True, False, True, False, True, True, False, True]
+    assert got[1].reason.startswith("no cross-sectional variation")
+    assert got[3].reason.startswith("too few valid days")
+    yt = y[DAYS[0]:DAYS[1]]
+    for a, b, f in zip(got, one, mixed):
+        assert (a.formula, a.ok, a.reason, a.pool_accepted) == \
+            (b.formula, b.ok, b.reason, b.pool_accepted)
+        if not a.ok:
+            continue
+        v = batched.values(f)  # the same inputs
+        assert a.ic == float(ic_stats(daily_ic(v, yt))[0])
+        assert a.rank_ic == float(ic_stats(daily_rank_ic(v, yt))[0])
+        for k in ("max_corr", "pool_ic", "pool_gain"):
+            assert getattr(a, k) == pytest.approx(getattr(b, k), abs=1e-7)
+
+
+def test_stage_clock_accounts_for_the_scoring_time(market):
+    panel, y = market
+    sc = CandidateScorer(panel, y, DAYS, pool=PoolConfig(capacity=3), reference=[FORMULAS[5]],
+                         min_days=5)
+    sc.commit(FORMULAS[0])  # commits and values() are not candidates: not timed
+    assert all(v == {"cpu": 0.0, "wall": 0.0} for k, v in sc.stats()["stages"].items()
+               if k != "other")
+    sc.score(FORMULAS[1:])
+    st = sc.stats()
+    stages = st["stages"]
+    assert list(stages) == ["evaluate", "stack", "ic", "rank_ic", "zscore", "max_corr", "pool",
+                            "other"]
+    assert stages["evaluate"]["cpu"] > 0 and stages["rank_ic"]["wall"] > 0
+    assert sum(v["cpu"] for v in stages.values()) == pytest.approx(st["cpu_seconds"])
+    assert sum(v["wall"] for v in stages.values()) == pytest.approx(st["seconds"])
+    assert all(v["wall"] >= 0 for v in stages.values())

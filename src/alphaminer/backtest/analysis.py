@@ -20,6 +20,7 @@ from alphaminer.backtest.metrics import STANDARD_ANNUALISATION
 from alphaminer.backtest.portfolio import DEAL_PRICES, signal_to_numpy
 from alphaminer.data.labels import forward_returns as _forward_returns
 from alphaminer.evaluation import daily_ic, daily_rank_ic, ic_stats
+from alphaminer.evaluation.robust import robust_ic
 from alphaminer.expr.kernels import cs_rank
 from alphaminer.panel import Panel
 
@@ -166,8 +167,13 @@ def ic_analysis(
     label: torch.Tensor | np.ndarray | pd.DataFrame,
     panel: Panel | None = None,
     min_stocks: int = 10,
+    horizon: int | None = None,
 ) -> ICResult:
     """Daily IC / RankIC of ``signal`` against ``label`` (both ``[T, S]``, aligned).
+
+    The summary also has each series' share of positive days and its Newey–West t-statistic
+    (:func:`alphaminer.evaluation.robust.robust_ic`, ``horizon − 1`` lags when ``horizon`` is
+    given: daily ICs of an ``h``-day label overlap, so the plain t overstates significance).
 
     Correlations come from :func:`alphaminer.evaluation.metrics.daily_ic` /
     :func:`~alphaminer.evaluation.metrics.daily_rank_ic` (the project's single definition). With
@@ -206,4 +212,7 @@ def ic_analysis(
         d = series.cpu().numpy()
         ok = np.isfinite(d)
         summary[f"{name}_positive_rate"] = float(np.mean(d[ok] > 0)) if ok.any() else float("nan")
+        rob = robust_ic(d, horizon=horizon)
+        summary[f"{name}_nw_t"] = float(rob.nw_t)
+        summary[f"{name}_nw_lags"] = float(rob.lags)
     return ICResult(daily=daily, summary=summary)

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from alphaminer.backtest.metrics import all_risk_metrics, hit_rate
 from alphaminer.panel import DATE_COL, INSTRUMENT_COL, Panel
+from alphaminer.progress import progress
 from alphaminer.runtime import config_from
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def run_backtest(
     led = _Ledger(N, S)
     rate_b, rate_s, mcost = cfg.buy_cost, cfg.sell_cost, cfg.min_cost
 
-    it = tqdm(range(N), desc="backtest", unit="day", disable=not cfg.progress or N < 500,
+    it = progress(range(N), desc="backtest", unit="day", disable=not cfg.progress or N < 500,
               leave=False)
     for k in it:
         e = days[k]

@@ -7,7 +7,9 @@ A Kedro node is then a one-line call::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,6 +26,11 @@ from alphaminer.combination.lasso import (
     LassoPoolConfig,
     fit_lasso_pool,
     suggest_lasso_pool,
+)
+from alphaminer.combination.rank_average import (
+    RankAverageConfig,
+    fit_rank_average,
+    suggest_rank_average,
 )
 from alphaminer.combination.tuning import MethodSpec, run_method
 
@@ -65,11 +72,80 @@ METHODS: dict[str, MethodSpec] = {
         fit=fit_dynamic_linear,
         suggest=_dynamic_suggest,
     ),
+    "rank_average": MethodSpec(
+        name="rank_average",
+        config_cls=RankAverageConfig,
+        prepare=lambda inputs, cfg: None,
+        fit=fit_rank_average,
+        suggest=suggest_rank_average,
+    ),
 }
+
+#: what ``auto`` may rank its candidates by (validation fit rows)
+AUTO_CRITERIA: tuple[str, ...] = ("valid_rank_ic", "valid_ic", "valid_rank_icir", "valid_icir")
+
+
+@dataclass
+class AutoConfig:
+    """``auto``: fit every candidate combiner, keep the best on the validation split.
+
+    Attributes:
+        candidates: registry names to try, in order (ties keep the earlier one).
+        criterion: the validation statistic compared (:data:`AUTO_CRITERIA`); RankIC by default,
+            since the 20-day label's fat tails can make the Pearson IC disagree with it.
+        configs: each candidate's config (mapping or dataclass; missing → its defaults).
+    """
+
+    candidates: tuple[str, ...] = ("lasso_pool", "lightgbm", "rank_average")
+    criterion: str = "valid_rank_ic"
+    configs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.candidates = tuple(self.candidates)
+        if not self.candidates:
+            raise ValueError("auto needs at least one candidate combiner")
+        bad = sorted(set(self.candidates) - set(METHODS))
+        if bad:
+            raise ValueError(f"unknown auto candidates {bad}; choose from {sorted(METHODS)}")
+        if self.criterion not in AUTO_CRITERIA:
+            raise ValueError(f"criterion must be one of {AUTO_CRITERIA}, got {self.criterion!r}")
+
+
+def combine_auto(inputs: CombinationInputs, config: AutoConfig) -> CombinationResult:
+    """The candidate with the best validation ``criterion``; its model records every
+    candidate's metrics (train/valid/test) and why it was chosen. A candidate that fails is
+    recorded with its error and skipped; all failing raises."""
+    results: dict[str, CombinationResult] = {}
+    table: dict[str, dict[str, Any]] = {}
+    for name in config.candidates:
+        spec = _spec(name)
+        try:
+            res = run_method(spec, inputs, config_from(spec.config_cls,
+                                                      config.configs.get(name)))
+        except (ValueError, RuntimeError) as err:
+            table[name] = {"error": f"{type(err).__name__}: {err}"}
+            continue
+        results[name] = res
+        table[name] = {k: (v if math.isfinite(v) else None) for k, v in res.metrics.items()}
+    if not results:
+        raise ValueError(f"every auto candidate failed: {table}")
+
+    def score(name: str) -> float:
+        v = results[name].metrics.get(config.criterion, float("nan"))
+        return v if math.isfinite(v) else -math.inf
+
+    best = max(results, key=lambda n: (score(n), -config.candidates.index(n)))
+    out = results[best]
+    out.model = {**out.model, "auto": {"chosen": best, "criterion": config.criterion,
+                                       "candidates": table}}
+    out.params = {**out.params, "auto_chosen": best}
+    return out
 
 
 def method_config(method: str, config: Any = None) -> Any:
     """The typed config of ``method`` built from ``None`` / a mapping / an instance."""
+    if method == "auto":
+        return config_from(AutoConfig, config)
     return config_from(_spec(method).config_cls, config)
 
 
@@ -93,7 +169,8 @@ def combine(  # noqa: PLR0917 - the documented positional signature
     """Combine an alpha set into one ``[T, S]`` signal with ``method`` (see :data:`METHODS`).
 
     Args:
-        method: ``lasso_pool`` | ``xgboost`` | ``lightgbm`` | ``dynamic_linear``.
+        method: ``lasso_pool`` | ``xgboost`` | ``lightgbm`` | ``dynamic_linear`` |
+            ``rank_average``, or ``auto`` (the best of several on validation, :class:`AutoConfig`).
         values: ``[K, T, S]`` factor values (NaN where missing); names: their formulas.
         y: ``[T, S]`` label known ``horizon`` days after its day.
         splits: ``{"train": (i0, i1), "valid": ..., "test": ...}`` (half-open day indices), an
@@ -103,10 +180,12 @@ def combine(  # noqa: PLR0917 - the documented positional signature
             ``n_trials > 0`` tunes on the validation IC with optuna first.
         min_stocks: fewest valid stocks for a day's IC.
     """
-    spec = _spec(method)
-    cfg = config_from(spec.config_cls, config)
     inputs = CombinationInputs.build(values, names, y, splits, horizon, min_stocks=min_stocks)
-    result = run_method(spec, inputs, cfg)
+    if method == "auto":
+        result = combine_auto(inputs, config_from(AutoConfig, config))
+    else:
+        spec = _spec(method)
+        result = run_method(spec, inputs, config_from(spec.config_cls, config))
     result.model.setdefault("splits", inputs.splits.ranges_dict())
     result.model.setdefault("horizon", inputs.horizon)
     return result

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
-from tqdm.auto import tqdm
 
 from alphaminer.combination.base import CombinationInputs, CombinationResult, objective_value
+from alphaminer.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run_method(spec: MethodSpec, inputs: CombinationInputs, config: Any) -> Comb
             best[trial.number] = res
         return value
 
-    bar = tqdm(total=n_trials, desc=f"optuna {spec.name}", disable=not config.progress)
+    bar = progress(total=n_trials, desc=f"optuna {spec.name}", disable=not config.progress)
 
     def tick(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         bar.update(1)

@@ -68,10 +68,10 @@ def load_baostock(config: Any) -> RawData:
             idx = _rs_frame(getattr(bs, _BAOSTOCK_INDEX[config.universe])(date=end),
                             config.universe)
             codes = list(idx["code"])
-        from tqdm.auto import tqdm
+        from alphaminer.progress import progress
 
         frames = []
-        for code in tqdm(codes, desc="baostock", unit="stock", disable=len(codes) < 20):
+        for code in progress(codes, desc="baostock", unit="stock", disable=len(codes) < 20):
             raw = _rs_frame(bs.query_history_k_data_plus(
                 code, _BAOSTOCK_FIELDS, start_date=start, end_date=end, frequency="d",
                 adjustflag="3"), code)

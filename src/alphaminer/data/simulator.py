@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+
+from alphaminer.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -602,7 +603,7 @@ def _simulate(cfg: SimulatorConfig) -> SimulatedMarket:
         else pd.DatetimeIndex([])
     all_dates = pre.append(dates)
 
-    for t in tqdm(range(T), desc="simulating market", unit="day", disable=not cfg.progress,
+    for t in progress(range(T), desc="simulating market", unit="day", disable=not cfg.progress,
                   mininterval=1.0):
         rng = _rng(cfg.seed, _STREAM_DAY, t)
         xi_m = float(_t_shocks(rng, df, 1)[0])

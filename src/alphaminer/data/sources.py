@@ -438,6 +438,6 @@ def _load_files(config: SourceConfig) -> RawData:
 def _progress(files: list[Path], path: Path) -> Any:
     if len(files) < 50:
         return files
-    from tqdm.auto import tqdm
+    from alphaminer.progress import progress
 
-    return tqdm(files, desc=f"reading {path.name}", unit="file")
+    return progress(files, desc=f"reading {path.name}", unit="file")

@@ -33,6 +33,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("RankIC", ("rank_ic",), ".4f"),
     Column("ICIR", ("icir",), ".3f"),
     Column("RankICIR", ("rank_icir",), ".3f"),
+    # robust statistics: daily ICs of an h-day label overlap, so a Newey–West t (h − 1 lags)
+    Column("IC t (NW)", ("ic_nw_t",), ".2f", optional=True),
+    Column("RankIC t (NW)", ("rank_ic_nw_t",), ".2f", optional=True),
+    Column("IC > 0 days", ("ic_positive_rate",), ".0%", optional=True),
+    Column("RankIC > 0 days", ("rank_ic_positive_rate",), ".0%", optional=True),
     Column("Num Factors", ("num_factors",), "n"),
     Column("Sharpe", ("sharpe_standard",), ".2f"),
     Column("CAGR", ("cagr_standard",), ".2%"),

@@ -21,10 +21,10 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from alphaminer.checkpoint import CheckpointStore, capture_rng, restore_rng
 from alphaminer.panel import Panel
+from alphaminer.progress import progress
 from alphaminer.runtime import config_from, resolve_device
 
 from .models import SyntheticModels, build_model, resolve_generators
@@ -134,7 +134,7 @@ def fit_model(model: nn.Module, data: TrainingData, config: FitConfig, seed: int
     model.train()
     W = model.window_length
     t0 = time.perf_counter()
-    bar = tqdm(total=config.steps, initial=step, desc=f"synthetic {name}",
+    bar = progress(total=config.steps, initial=step, desc=f"synthetic {name}",
                disable=not config.progress, leave=False)
     while step < config.steps:
         x = data.batch(W, config.batch_size, gen)

@@ -363,9 +363,9 @@ class Alpha2Miner:
             it0 = self._resume(store)
             its = range(it0, cfg.iterations)
             if progress:
-                from tqdm.auto import tqdm
+                from alphaminer.progress import progress as progress_bar
 
-                its = tqdm(its, desc="alpha2 iterations", initial=it0, total=cfg.iterations)
+                its = progress_bar(its, desc="alpha2 iterations", initial=it0, total=cfg.iterations)
             for it in its:
                 games = self._play()
                 for g in games:

@@ -106,9 +106,9 @@ class AlphaFormerMiner:
         t0 = time.perf_counter()
         batches = range(0, cfg.n_candidates, cfg.batch_size)
         if progress:
-            from tqdm.auto import tqdm
+            from alphaminer.progress import progress as progress_bar
 
-            batches = tqdm(batches, desc="alphaformer candidates", unit="batch")
+            batches = progress_bar(batches, desc="alphaformer candidates", unit="batch")
         for start in batches:
             bs = min(cfg.batch_size, cfg.n_candidates - start)
             ctx = self.model.make_context([self.features], [0] * bs,

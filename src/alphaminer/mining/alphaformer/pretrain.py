@@ -229,9 +229,10 @@ class Pretrainer:
             t0 = time.perf_counter()
             its = range(it0, cfg.updates)
             if progress:
-                from tqdm.auto import tqdm
+                from alphaminer.progress import progress as progress_bar
 
-                its = tqdm(its, desc="alphaformer pre-training", initial=it0, total=cfg.updates)
+                its = progress_bar(its, desc="alphaformer pre-training", initial=it0,
+                                   total=cfg.updates)
             for it in its:
                 stats = self.update(it)
                 log.info("alphaformer update %d: mean reward %.4f, entropy %.3f, KL %.4f, "

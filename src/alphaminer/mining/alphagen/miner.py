@@ -106,9 +106,9 @@ class AlphaGenMiner:
             t0 = time.perf_counter()
             its = range(it0, cfg.iterations)
             if progress:
-                from tqdm.auto import tqdm
+                from alphaminer.progress import progress as progress_bar
 
-                its = tqdm(its, desc="alphagen updates", initial=it0, total=cfg.iterations)
+                its = progress_bar(its, desc="alphagen updates", initial=it0, total=cfg.iterations)
             for it in its:
                 ro = collect(self.policy, self._builder, cfg.batch_size, cfg.max_len + 1,
                              generator=self.generator)

@@ -261,10 +261,10 @@ class GPMiner:
             t_start = time.perf_counter()
             gens = range(state.generation, cfg.generations)
             if progress:
-                from tqdm.auto import tqdm
+                from alphaminer.progress import progress as progress_bar
 
-                gens = tqdm(gens, desc="gp generations", initial=state.generation,
-                            total=cfg.generations)
+                gens = progress_bar(gens, desc="gp generations", initial=state.generation,
+                                   total=cfg.generations)
             for g in gens:
                 texts = [self._text(ind) for ind in pop]
                 fit, scores = self._fitness(texts)

@@ -5,7 +5,6 @@ miner → its alpha set (with per-split metrics), learning log and search statis
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -16,31 +15,20 @@ from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.alpha2.ablations import DEFAULT_VARIANTS, run_ablations
 from alphaminer.mining.alpha2.miner import (
     ALPHA2_VOCABULARY,
-    Alpha2Config,
     Alpha2Miner,
     describe_alphas,
 )
 from alphaminer.panel import Panel
+from alphaminer.parameters import Alpha2AblationParams, Alpha2MiningParams
 from alphaminer.pipelines._common import labels_tensor, split_ranges
-from alphaminer.runtime import config_from
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-@dataclass
-class Alpha2Params:
-    """``alpha2.mining``: vocabulary (``{}`` = Alpha2's default), miner settings, checkpoints."""
-
-    vocabulary: dict[str, Any] = field(default_factory=dict)
-    miner: dict[str, Any] = field(default_factory=dict)
-    checkpoint_dir: str | None = None
-    split: str = "train"
-
-
 def mine_alpha2(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
-                params: dict[str, Any], min_stocks: int, seed: int
+                params: Alpha2MiningParams, min_stocks: int, seed: int
                 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
-    p = config_from(Alpha2Params, params)
+    p = Alpha2MiningParams.coerce(params)
     ranges = split_ranges(splits)
     if p.split not in ranges:
         raise ValueError(f"split {p.split!r} not in the splits {sorted(ranges)}")
@@ -48,7 +36,7 @@ def mine_alpha2(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
     scorer = CandidateScorer(panel, target, days=ranges[p.split], min_stocks=min_stocks,
                              compute_rank_ic=False)
     vocab = Vocabulary.from_config({**ALPHA2_VOCABULARY, **p.vocabulary})
-    miner = Alpha2Miner(scorer, vocab, Alpha2Config.from_dict({"seed": seed, **p.miner}))
+    miner = Alpha2Miner(scorer, vocab, p.miner.to_config({"seed": seed}))
     res = miner.run(checkpoint_dir=p.checkpoint_dir)
     aset = describe_alphas(res.formulas, panel, target, ranges, res.programs, min_stocks,
                            corr_split=p.split)
@@ -57,26 +45,15 @@ def mine_alpha2(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
     return aset.to_dict(), log, res.search_stats
 
 
-@dataclass
-class AblationParams:
-    """``alpha2.ablations``: off by default (each variant is a full mining run)."""
-
-    enabled: bool = False
-    variants: dict[str, dict[str, Any]] | None = None  # None = DEFAULT_VARIANTS
-    seeds: list[int] = field(default_factory=lambda: [0])
-    top_k: int = 5
-    miner: dict[str, Any] = field(default_factory=dict)  # overrides of alpha2.mining.miner
-
-
 def alpha2_ablations(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
-                     planted_alphas: pd.DataFrame, mining: dict[str, Any],
-                     params: dict[str, Any], min_stocks: int) -> dict[str, Any]:
+                     planted_alphas: pd.DataFrame, mining: Alpha2MiningParams,
+                     params: Alpha2AblationParams, min_stocks: int) -> dict[str, Any]:
     """The ablation table (one row per variant and seed, and a per-variant summary), or
     ``{"enabled": false}`` when switched off so the report can tell "not run" from "empty"."""
-    a = config_from(AblationParams, params)
+    a = Alpha2AblationParams.coerce(params)
     if not a.enabled:
         return {"enabled": False, "rows": [], "summary": []}
-    p = config_from(Alpha2Params, mining)
+    p = Alpha2MiningParams.coerce(mining)
     ranges = split_ranges(splits)
     target = labels_tensor(panel, labels)
     planted = None
@@ -84,7 +61,7 @@ def alpha2_ablations(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
         planted = AlphaSet("planted", [str(f) for f in planted_alphas["formula"]],
                            [str(n) for n in planted_alphas["name"]])
     vocab = Vocabulary.from_config({**ALPHA2_VOCABULARY, **p.vocabulary})
-    base = {**p.miner, **a.miner}
+    base = {**p.miner.as_written(), **a.miner}
 
     def make_scorer() -> CandidateScorer:
         return CandidateScorer(panel, target, days=ranges[p.split], min_stocks=min_stocks,

@@ -8,11 +8,8 @@ from typing import Any
 import pandas as pd
 
 from alphaminer.data import (
-    CleanConfig,
     CleanResult,
     RawData,
-    SourceConfig,
-    SplitConfig,
     clean,
     data_report,
     label_lookahead,
@@ -23,17 +20,18 @@ from alphaminer.data import (
 from alphaminer.evaluation.alphaset import AlphaSet, split_summary
 from alphaminer.expr import Evaluator
 from alphaminer.panel import Panel
+from alphaminer.parameters import CleanParams, LabelParams, SourceParams, SplitParams
 from alphaminer.pipelines._common import LABEL_COL, labels_tensor, split_ranges
 
 log = logging.getLogger(__name__)
 
 
-def load_raw(source: dict[str, Any]) -> RawData:
-    return load_source(SourceConfig.from_dict(source))
+def load_raw(source: SourceParams) -> RawData:
+    return load_source(SourceParams.coerce(source).to_config())
 
 
-def clean_raw(raw: RawData, params: dict[str, Any]) -> CleanResult:
-    return clean(raw, CleanConfig.from_dict(params))
+def clean_raw(raw: RawData, params: CleanParams) -> CleanResult:
+    return clean(raw, CleanParams.coerce(params).to_config())
 
 
 def build_panel(result: CleanResult) -> tuple[Panel, pd.DataFrame]:
@@ -43,15 +41,17 @@ def build_panel(result: CleanResult) -> tuple[Panel, pd.DataFrame]:
     return panel, result.rejected_rows
 
 
-def build_labels(panel: Panel, labels: dict[str, Any]) -> pd.DataFrame:
-    return panel.frame(make_labels(panel, int(labels["horizon"]), labels.get("kind", "close")),
-                       name=LABEL_COL)
+def build_labels(panel: Panel, labels: LabelParams) -> pd.DataFrame:
+    lab = LabelParams.coerce(labels)
+    return panel.frame(make_labels(panel, lab.horizon, lab.kind), name=LABEL_COL)
 
 
-def build_splits(panel: Panel, splits: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
-    cfg = dict(splits)
-    cfg.setdefault("horizon", label_lookahead(int(labels["horizon"]), labels.get("kind", "close")))
-    return make_splits(panel.dates, SplitConfig.from_dict(cfg)).to_dict()
+def build_splits(panel: Panel, splits: SplitParams, labels: LabelParams) -> dict[str, Any]:
+    """Purged splits; the purge defaults to the label's look-ahead unless ``horizon`` is set."""
+    lab = LabelParams.coerce(labels)
+    cfg = SplitParams.coerce(splits).to_config({"horizon": label_lookahead(lab.horizon,
+                                                                           lab.kind)})
+    return make_splits(panel.dates, cfg).to_dict()
 
 
 def build_data_report(result: CleanResult, panel: Panel, labels: pd.DataFrame,

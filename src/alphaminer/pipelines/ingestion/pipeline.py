@@ -22,9 +22,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                  "splits", name="build_splits"),
             node(nodes.build_data_report, ["clean_result", "market_panel", "labels", "splits"],
                  "data_report", name="build_data_report"),
+            # the oracle method's alpha set: in the `oracle` namespace like every method's
             node(nodes.planted_ground_truth,
                  ["raw_data", "market_panel", "labels", "splits", "params:min_stocks"],
-                 ["planted_alphas", "oracle.alphas"], name="planted_ground_truth"),
+                 ["planted_alphas", "oracle.alphas"], name="planted_ground_truth",
+                 namespace="oracle"),
         ],
         tags="cpu",
     )

@@ -10,33 +10,32 @@ from typing import Any
 import pandas as pd
 
 from alphaminer.combination.base import jsonable
-from alphaminer.combination.ml_baselines import TREE_KINDS, TreeConfig, train_tree
+from alphaminer.combination.ml_baselines import TREE_KINDS, train_tree
 from alphaminer.data import Splits
-from alphaminer.neural.baselines import NetConfig, WindowConfig, train_net
+from alphaminer.neural.baselines import train_net
 from alphaminer.panel import Panel
+from alphaminer.parameters import MLBaselinesParams
 from alphaminer.pipelines._common import labels_tensor, signal_frame
-from alphaminer.runtime import config_from
 
 log = logging.getLogger(__name__)
 
 
 def fit_predict(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
-                params: dict[str, Any], kind: str, min_stocks: int, seed: int
+                params: MLBaselinesParams, kind: str, min_stocks: int, seed: int
                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Train baseline ``kind`` (``params[kind]``, shared ``params['window']``) and predict every
     day; the metrics carry the best iteration/epoch, valid IC, IC per segment and wall time."""
-    window = config_from(WindowConfig, {**params.get("window", {}),
-                                        **params.get(kind, {}).get("window", {})})
-    model_params = {k: v for k, v in params.get(kind, {}).items() if k != "window"}
+    p = MLBaselinesParams.coerce(params)
+    window = p.window_config(kind)
+    model_params = getattr(p, kind)
     y = labels_tensor(panel, labels)
     sp = Splits.coerce(splits, panel.dates, required=("train", "valid"))
     t0 = time.perf_counter()
     if kind in TREE_KINDS:
-        cfg = config_from(TreeConfig, {"seed": seed, **model_params, "kind": kind})
+        cfg = model_params.to_config({"seed": seed}, kind=kind)
         res = train_tree(panel, y, sp, window, cfg, min_stocks)
     else:
-        cfg = config_from(NetConfig, {"seed": seed, "device": params.get("device", "auto"),
-                                      **model_params, "kind": kind})
+        cfg = model_params.to_config({"seed": seed, "device": p.device}, kind=kind)
         res = train_net(panel, y, sp, window, cfg, min_stocks)
     wall = time.perf_counter() - t0
     log.info("%s baseline: valid IC %.4f, test IC %.4f (%.1f s)", kind,

@@ -144,6 +144,22 @@ def alpha2_ablation_section(ablations: Any) -> tuple[str, str, str]:
     return "alpha2-ablations", "Alpha2 ablations", body
 
 
+def combination_note(cm: dict[str, Any], valid_ic: float) -> str:
+    """How the method's alphas were combined; for ``auto``, which combiner won on validation
+    and every candidate's validation figure."""
+    chosen = cm.get("combiner", cm.get("model"))
+    text = f"combined with {chosen}"
+    cands = cm.get("auto_candidates")
+    if cm.get("model") == "auto" and isinstance(cands, dict):
+        crit = str(cm.get("auto_criterion", "valid_rank_ic"))
+        shown = []
+        for name, m in cands.items():
+            v = m.get(crit)
+            shown.append(f"{name} {v:.4f}" if isinstance(v, int | float) else f"{name} failed")
+        text += (f", chosen by {crit.replace('_', ' ')} among " + ", ".join(shown))
+    return f"{text}; validation IC of the combined signal {valid_ic:.4f}"
+
+
 def _alpha_table(alphas: dict[str, Any], model: dict[str, Any]) -> pd.DataFrame:
     table = AlphaSet.from_dict(alphas).table()
     weights = model.get("weights")
@@ -175,8 +191,7 @@ def method_results(data: dict[str, Any]) -> list[MethodResults]:
             alphas = _alpha_table(data[f"{m}__alphas"], model)
             metrics.setdefault("num_factors", num_factors(data[f"{m}__alphas"]))
             valid_ic = cm.get("valid_ic", float("nan"))
-            notes.append(f"combined with {cm.get('model')}; "
-                         f"validation IC of the combined signal {valid_ic:.4f}")
+            notes.append(combination_note(cm, valid_ic))
         if m == "alphanet":
             attribution = data["alphanet__attribution"]
             tm = data["alphanet__train_metrics"]

@@ -10,10 +10,10 @@ import pandas as pd
 
 from alphaminer.data import Splits
 from alphaminer.panel import Panel
-from alphaminer.runtime import config_from, resolve_device
+from alphaminer.parameters import SyntheticParams
+from alphaminer.runtime import resolve_device
 from alphaminer.synthetic import (
     MarketConfig,
-    QualityConfig,
     RealSequences,
     SyntheticModels,
     assemble_market,
@@ -25,8 +25,6 @@ from alphaminer.synthetic import (
 
 log = logging.getLogger(__name__)
 
-_TRAIN_KEYS = ("generators", "context", "device", "train", "train_per_model", "models")
-
 
 def _train_panel(panel: Panel, splits: Mapping[str, Any]) -> Panel:
     """The train segment only: generators, evaluator and contexts never see later days."""
@@ -34,12 +32,12 @@ def _train_panel(panel: Panel, splits: Mapping[str, Any]) -> Panel:
 
 
 def _builder(models: SyntheticModels, panel: Panel, splits: Mapping[str, Any],
-             params: Mapping[str, Any], seed: int, keep_candidates: bool = False
+             params: SyntheticParams, seed: int, keep_candidates: bool = False
              ) -> tuple[Callable[[int], Any], MarketConfig]:
-    device = resolve_device(params.get("device", "auto"))
+    device = resolve_device(params.device)
     models.to(device)
     real = RealSequences.from_panel(_train_panel(panel, splits))
-    cfg = config_from(MarketConfig, params.get("markets"))
+    cfg = params.markets.to_config()
 
     def build(i: int) -> Any:
         m = assemble_market(i, real, models.scaler, models.generators, models.evaluator,
@@ -52,32 +50,33 @@ def _builder(models: SyntheticModels, panel: Panel, splits: Mapping[str, Any],
     return build, cfg
 
 
-def train_models(panel: Panel, splits: dict[str, Any], params: dict[str, Any], seed: int
+def train_models(panel: Panel, splits: dict[str, Any], params: SyntheticParams, seed: int
                  ) -> tuple[SyntheticModels, pd.DataFrame]:
     """Fit scaler, generators (the ``generators`` ablation) and evaluator on the train split.
     ``checkpoint_dir`` (resumable state after a kill) is the one place the library writes."""
-    cfg = {k: params[k] for k in _TRAIN_KEYS if k in params}
-    return train_synthetic_models(_train_panel(panel, splits), {**cfg, "seed": seed},
-                                  checkpoint_dir=params.get("checkpoint_dir"))
+    p = SyntheticParams.coerce(params)
+    return train_synthetic_models(_train_panel(panel, splits), p.to_config(seed=seed),
+                                  checkpoint_dir=p.checkpoint_dir)
 
 
 def build_markets(models: SyntheticModels, panel: Panel, splits: dict[str, Any],
-                  params: dict[str, Any], seed: int) -> dict[str, Callable[[], Panel]]:
+                  params: SyntheticParams, seed: int) -> dict[str, Callable[[], Panel]]:
     """Lazily built markets (one in memory at a time) for the partitioned dataset; each
     market's generator-win counts are in its panel metadata."""
-    build, cfg = _builder(models, panel, splits, params, seed)
+    build, cfg = _builder(models, panel, splits, SyntheticParams.coerce(params), seed)
     return lazy_markets(build, cfg.n_markets)
 
 
 def market_quality(models: SyntheticModels, markets: dict[str, Callable[[], Panel]],
-                   panel: Panel, splits: dict[str, Any], params: dict[str, Any], seed: int
+                   panel: Panel, splits: dict[str, Any], params: SyntheticParams, seed: int
                    ) -> tuple[dict[str, Any], Any]:
     """Stylised facts and discriminator AUC of real vs each generator vs selected.
 
     The first ``quality.markets`` markets are rebuilt with every generator's candidate kept
     (same seed, so the selected panels equal the stored ones); win counts cover every market.
     """
-    qcfg = config_from(QualityConfig, params.get("quality"))
+    params = SyntheticParams.coerce(params)
+    qcfg = params.quality.to_config()
     index, wins = [], {}
     for name in sorted(markets):
         m = markets[name]()

@@ -14,7 +14,7 @@ members from a separate draw, so every candidate is priced against a full pool; 
   members re-added before ``try_add`` of the candidate. Run on the first ``--naive`` formulas; the
   ratio compares a fresh scorer on the same formulas.
 
-    python benchmarks/bench_mining.py [--formulas 1000] [--naive 50] [--batch 50]
+    python benchmarks/bench_mining.py [--formulas 1000] [--naive 50] [--batch 50] [--stages]
 """
 
 from __future__ import annotations
@@ -61,12 +61,15 @@ def random_formulas(n: int, seed: int, max_len: int = 20) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--formulas", type=int, default=1000)
-    ap.add_argument("--naive", type=int, default=50, help="formulas for the naive path")
+    ap.add_argument("--naive", type=int, default=50,
+                    help="formulas for the naive path (0: skip it)")
     ap.add_argument("--batch", type=int, default=50, help="formulas per score() call")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stocks", type=int, default=300)
     ap.add_argument("--days", type=int, default=2520)
     ap.add_argument("--no-rank-ic", action="store_true", help="scorer without RankIC")
+    ap.add_argument("--stages", action="store_true",
+                    help="also print the scorer's CPU and wall ms per candidate by stage")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -131,8 +134,15 @@ def main() -> None:
     # includes the time other jobs hold the cores
     print(f"CPU: {cpu:.1f} s for {len(fs)} formulas = {len(fs) / cpu:.1f} candidates per "
           f"CPU-second; load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
+    if args.stages:
+        print("stages (ms per candidate, CPU of all threads / wall):")
+        for name, v in st["stages"].items():
+            print(f"  {name:9s} CPU {1e3 * v['cpu'] / len(fs):6.2f}  "
+                  f"wall {1e3 * v['wall'] / len(fs):6.2f}")
 
     # ---- same first N formulas: fresh scorer vs the naive path
+    if args.naive <= 0:
+        return
     sub = fs[:args.naive]
     sc2 = primed_scorer()
     t = time.perf_counter()

@@ -347,3 +347,113 @@ def test_fused_daily_ic_pass_matches_torch_path(monkeypatch: pytest.MonkeyPatch)
     assert torch.isnan(fused[0, 3]) and torch.isnan(fused[:, 6]).all()
     ok = ~torch.isnan(ref)
     np.testing.assert_allclose(fused[ok].numpy(), ref[ok].numpy(), atol=1e-6, rtol=0)
+
+
+def _spearman_ref(f: np.ndarray, y: np.ndarray, min_stocks: int) -> np.ndarray:
+    """Per-day scipy Spearman on the day's complete pairs (NaN below min_stocks / constant)."""
+    K, T, _ = f.shape
+    out = np.full((K, T), np.nan)
+    for k in range(K):
+        for t in range(T):
+            m = np.isfinite(f[k, t]) & np.isfinite(y[t])
+            a, b = f[k, t, m].astype(float), y[t, m].astype(float)
+            if m.sum() >= min_stocks and np.ptp(a) > 0 and np.ptp(b) > 0:
+                out[k, t] = ss.spearmanr(a, b)[0]
+    return out
+
+
+def _both_rank_paths(monkeypatch: pytest.MonkeyPatch, f: np.ndarray, y: np.ndarray,
+                     min_stocks: int, **kw: int) -> tuple[np.ndarray, np.ndarray]:
+    from alphaminer.evaluation import metrics
+
+    ft, yt = torch.tensor(f, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    monkeypatch.setattr(metrics, "JIT_RANK", True)
+    fused = daily_rank_ic(ft, yt, min_stocks=min_stocks, **kw).numpy()
+    monkeypatch.setattr(metrics, "JIT_RANK", False)
+    ref = daily_rank_ic(ft, yt, min_stocks=min_stocks, **kw).numpy()
+    return fused, ref
+
+
+def test_fused_rank_ic_coarse_key_collisions_ties_and_missing(monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """The fused pass packs a shifted (coarse) key with the stock index into 32 bits; values the
+    shift merges must still be ranked exactly. Rows with a huge value range (one outlier, so
+    close values share a code), runs of distinct values inside one code next to genuine ties,
+    ±inf (missing), -0.0/+0.0, all-NaN days, days below min_stocks, constant days, the factor
+    missing where the target is not (target re-ranked in the subset) with and without tied
+    targets: equal to scipy per day and to the torch path."""
+    rng = np.random.default_rng(21)
+    K, T, S = 3, 14, 257  # S - 1 = 256 needs 9 index bits
+    y = rng.normal(size=(T, S))
+    y[::2] = np.round(y[::2] * 2)  # tied targets on even days
+    f = 0.3 * y + rng.normal(size=(K, T, S))
+    f[0, :, 0] = 1e30  # an outlier: the rest of each row collapses to a few codes
+    f[0, :, 1:] = 1.0 + np.round(f[0, :, 1:] * 40) * 1e-6  # distinct close values + ties
+    f[1, 1, :100] = 3.0  # a 100-stock tie group
+    f[1, 2, :] = np.where(rng.random(S) < 0.5, -0.0, 0.0)  # -0.0 and +0.0: one tie group
+    f[1, 2, :30] = rng.normal(size=30)
+    f[1, 3] = 5.0  # constant day
+    f[1, 4] = np.nan  # all-NaN day
+    f[1, 5, :-8] = np.nan  # 8 valid stocks: below min_stocks
+    f[1, 6, :50] = np.inf  # inf counts as missing
+    f[1, 7, :50] = -np.inf
+    f[2, :, ::3] = np.nan  # factor missing where the target is finite (re-ranked subset)
+    f[2, :, 1::5] = np.round(f[2, :, 1::5])
+    y[9, 8:] = np.nan  # target below min_stocks
+    y[rng.random(y.shape) < 0.05] = np.nan
+    f, y = f.astype(np.float32), y.astype(np.float32)
+    fused, torch_path = _both_rank_paths(monkeypatch, f, y, 10)
+    ref = _spearman_ref(f, y, 10)
+    assert np.isfinite(ref).sum() > 25
+    assert np.isnan(fused[1, 3:6]).all() and np.isnan(fused[:, 9]).all()
+    np.testing.assert_allclose(fused, ref, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(fused, torch_path, atol=1e-12, rtol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 100_000), S=st.integers(10, 70), levels=st.integers(2, 400),
+       scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e6, 1e30]), nan=st.floats(0.0, 0.6))
+def test_fused_rank_ic_equals_scipy_on_random_ties_and_magnitudes(seed, S, levels, scale,
+                                                                  nan):
+    """Random rows over few or many distinct levels, of any magnitude and both signs, with
+    outliers and missing values: the fused pass equals scipy's Spearman on every day."""
+    rng = np.random.default_rng(seed)
+    T = 6
+    y = rng.integers(0, max(2, levels // 3), size=(T, S)).astype(np.float64)
+    f = rng.integers(-levels, levels, size=(2, T, S)) * scale
+    f[1] = f[1] * (1.0 + rng.normal(size=(T, S)) * 1e-6)  # near-equal distinct values
+    f[1, :, 0] = scale * 1e8  # an outlier per row
+    f[rng.random(f.shape) < nan] = np.nan
+    y[rng.random(y.shape) < nan / 2] = np.nan
+    f, y = f.astype(np.float32), y.astype(np.float32)
+    with np.errstate(over="ignore"):
+        f = np.where(np.isfinite(f), f, np.nan).astype(np.float32)
+    got = daily_rank_ic(torch.tensor(f), torch.tensor(y), min_stocks=5).numpy()
+    np.testing.assert_allclose(got, _spearman_ref(f, y, 5), atol=1e-9, rtol=0)
+
+
+def test_serial_torch_keeps_the_worker_count_and_restores_threads():
+    """Inside serial_torch torch runs one intra-op thread, the entering thread still sees the
+    saved count as its workers (worker threads see 1), and the count is restored on exit, also
+    when an error leaves the block."""
+    import threading
+
+    from alphaminer.evaluation.metrics import cpu_workers, serial_torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen = []
+        with serial_torch():
+            assert torch.get_num_threads() == 1 and cpu_workers() == 2
+            w = threading.Thread(target=lambda: seen.append(cpu_workers()))
+            w.start()
+            w.join()
+            with serial_torch():  # nested: unchanged
+                assert cpu_workers() == 2
+        assert seen == [1] and torch.get_num_threads() == 2 and cpu_workers() == 2
+        with pytest.raises(RuntimeError), serial_torch():
+            raise RuntimeError
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -299,3 +299,62 @@ def test_warm_started_lasso_equals_a_cold_solve():
         w0 = cold + rng.normal(scale=0.05, size=K) * (rng.random(K) < 0.5)
         np.testing.assert_allclose(lasso_cd(G, bb, 0.02, w0=w0), cold, atol=1e-7)
         np.testing.assert_allclose(lasso_cd(G, bb, 0.02, w0=np.zeros(K)), cold, atol=1e-7)
+
+
+def test_zscore_of_a_candidate_subset_reads_rows_in_place():
+    """``standardise_sums(values, rows=...)`` equals z-scoring the copied subset, and pandas."""
+    y, fs = _market(K=4, seed=13)
+    cells = AlphaPool(target=y).cells
+    V = torch.stack(fs)
+    mask = _sample_mask(y.numpy(), 10)
+    for rows in ([2, 0], [3], []):
+        got = cells.standardise_sums(V, rows=rows)
+        want = cells.standardise_sums(V[rows])
+        assert got[0].shape == (len(rows), *y.shape)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        for j, k in enumerate(rows):
+            np.testing.assert_allclose(got[0][j].numpy(), _zscore_pandas(fs[k].numpy(), mask),
+                                       atol=1e-6)
+
+
+def test_cross_sums_on_worker_threads_equal_per_day_products():
+    """Day blocks on worker threads: the per-day sums equal a float64 numpy reference, and are
+    bit-identical whatever torch's thread count."""
+    from alphaminer.evaluation.pool import cross_sums
+
+    g = torch.Generator().manual_seed(14)
+    z = torch.randn(5, 37, 50, generator=g)
+    m = torch.randn(37, 4, 50, generator=g)
+    ref = np.einsum("cts,tks->ctk", z.double().numpy(), m.double().numpy())
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(cross_sums(z, m))
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(outs[0], ref, atol=1e-4)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert cross_sums(z[:0], m).shape == (0, 37, 4)
+
+
+def test_batched_member_correlation_equals_one_candidate_at_a_time():
+    """evaluate_many computes every candidate's correlation with the members in one pass: the
+    decisions equal evaluate() one by one, and max_corr / pool IC up to the float32 rounding of
+    the cross sums (a batch of one runs another matrix-product kernel)."""
+    y, fs = _market(K=6, seed=15)
+    pool = AlphaPool(capacity=4, target=y, dup_threshold=0.9)
+    for i in range(3):
+        pool.try_add(f"f{i}", fs[i])
+    cands = [fs[3], -fs[1] + 0.01 * fs[4], fs[5], 0.5 * fs[2]]
+    names = [f"c{i}" for i in range(len(cands))]
+    many = pool.evaluate_many(names, torch.stack(cands))
+    for n, v, b in zip(names, cands, many):
+        a = pool.evaluate(n, v)
+        assert (a.accepted, a.reason, a.duplicate_of) == (b.accepted, b.reason, b.duplicate_of)
+        assert b.max_corr == pytest.approx(a.max_corr, abs=1e-6)
+        assert b.pool_ic == pytest.approx(a.pool_ic, abs=1e-6)
+    assert many[1].duplicate_of == "f1" and many[3].duplicate_of == "f2"

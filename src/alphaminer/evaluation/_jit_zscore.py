@@ -24,13 +24,13 @@ _FASTMATH = {"reassoc", "contract"}
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
-def _zscore_rows(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, r0: int, r1: int,
-                 z: np.ndarray, s: np.ndarray, dd: np.ndarray, b: np.ndarray) -> None:
+def _zscore_rows(x: np.ndarray, cand: np.ndarray, mask: np.ndarray, y0: np.ndarray, r0: int,
+                 r1: int, z: np.ndarray, s: np.ndarray, dd: np.ndarray, b: np.ndarray) -> None:
     T = mask.shape[0]
     S = x.shape[1]
     for r in range(r0, r1):
         t = r % T
-        xr = x[r]
+        xr = x[cand[r // T] * T + t]
         mr = mask[t]
         yr = y0[t]
         zr = z[r]
@@ -81,23 +81,28 @@ def _zscore_rows(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, r0: int, r1: i
 _POOL: list[ThreadPoolExecutor] = []  # created on first threaded call
 
 
-def zscore_with_sums(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, threads: int = 1
+def zscore_with_sums(x: np.ndarray, mask: np.ndarray, y0: np.ndarray, threads: int = 1,
+                     rows: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``x [C*T, S]`` float32 rows (row ``r`` is day ``r % T``), ``mask``/``y0 [T, S]`` →
-    ``(z float32 [C*T, S], Σz, Σz², Σz·y0 float64 [C*T])``."""
-    R, S = x.shape
+    ``(z float32 [C'*T, S], Σz, Σz², Σz·y0 float64 [C'*T])`` for the candidates ``rows`` of
+    ``x`` (default all ``C``; a subset is read in place instead of copied out first)."""
+    T = mask.shape[0]
+    cand = np.arange(x.shape[0] // T, dtype=np.int64) if rows is None else \
+        np.asarray(rows, dtype=np.int64)
+    R, S = cand.shape[0] * T, x.shape[1]
     z = np.empty((R, S), dtype=np.float32)
     s = np.empty(R)
     dd = np.empty(R)
     b = np.empty(R)
     threads = max(1, min(int(threads), R // 64 or 1))
     if threads == 1:
-        _zscore_rows(x, mask, y0, 0, R, z, s, dd, b)
+        _zscore_rows(x, cand, mask, y0, 0, R, z, s, dd, b)
         return z, s, dd, b
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="zscore"))
     edges = np.linspace(0, R, threads + 1).astype(np.int64)
-    futs = [_POOL[0].submit(_zscore_rows, x, mask, y0, int(a), int(e), z, s, dd, b)
+    futs = [_POOL[0].submit(_zscore_rows, x, cand, mask, y0, int(a), int(e), z, s, dd, b)
             for a, e in zip(edges[:-1], edges[1:])]
     for f in futs:
         f.result()

@@ -11,15 +11,20 @@ spread over torch's CPU threads. Pearson shifts the data by its daily mean befor
 float32 elementwise work plus cascade sums stays accurate (per-day moments are combined in
 float64). RankIC sorts the target once per call; each factor-day is re-ranked against it within
 the pair-valid subset by a running count, and the factor is sorted once carrying those target
-ranks (:func:`daily_rank_ic`).
+ranks (:func:`daily_rank_ic`). On CPU float32 both go through fused numba passes
+(:mod:`alphaminer.evaluation._jit_rank`: the RankIC sorts int32 words of a coarse key and the
+stock index, then ranks exactly: every rank sum is an exact float64), equal to the torch path
+to 1e-12. A caller that parallelises on its own can run
+torch single-threaded with :func:`serial_torch` (no OpenMP spin-waits on a loaded host).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -259,8 +264,10 @@ class _TargetRanks:
         self.valid = torch.gather(yv, 1, self.order)
         self.stock_valid = yv
         self._np = None
+        self._fused = None
         if y.device.type == "cpu":  # for the fused CPU pass (numpy views, no copies)
             self._np = (self.order.numpy(), ys.numpy(), self.valid.numpy())
+            self.stock_valid_np = yv.numpy()
         tied = (ys[:, 1:] == ys[:, :-1]) & self.valid[:, 1:]
         self.day_has_ties = tied.any(dim=1)
         self.prev = self.end = self.no_prev = None
@@ -269,6 +276,15 @@ class _TargetRanks:
             self.end = end.long()
             self.no_prev = start == 0
             self.prev = (start - 1).clamp(min=0).long()
+
+    def fused(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The target's per-day average ranks, Σ rank², finite count and tie flags (numpy, for
+        the fused CPU pass; computed on first use)."""
+        if self._fused is None:
+            from alphaminer.evaluation._jit_rank import target_ranks
+
+            self._fused = target_ranks(*self._np)
+        return self._fused
 
     def doubled_ranks(self, valid: torch.Tensor, t0: int, t1: int
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -309,7 +325,7 @@ def _rank_ic_block(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stoc
     """
     S = f.shape[-1]
     if JIT_RANK and tr._np is not None and f.dtype == torch.float32 and \
-            f.device.type == "cpu" and not f.requires_grad:
+            f.device.type == "cpu" and not f.requires_grad and S <= _FUSED_MAX_STOCKS:
         return _rank_ic_block_fused(f, tr, t0, t1, min_stocks, threads)
     fq = torch.gather(f, 2, tr.order[t0:t1].expand(f.shape))
     fin = finite_f32(fq) if fq.dtype == torch.float32 else torch.isfinite(fq)
@@ -349,62 +365,113 @@ def _rank_ic_block(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stoc
 
 
 
+#: Widest cross-section of the fused RankIC pass (its packed words keep >= 11 bits of coarse key).
+_FUSED_MAX_STOCKS = 1 << 20
+#: Rows per step of the fused RankIC pass: its int32 word buffer (reused per thread) stays in L2.
+_RANK_STEP_ELEMS = 1 << 17
+_RANK_TLS = threading.local()
+
+
+def _rank_buffer(rows: int, S: int) -> np.ndarray:
+    """This thread's reusable ``[rows, S]`` int32 buffer (a fresh multi-MB array per block
+    costs page faults comparable to the sort itself)."""
+    buf = getattr(_RANK_TLS, "buf", None)
+    if buf is None or buf.size < rows * S:
+        buf = np.empty(max(rows * S, _RANK_STEP_ELEMS), dtype=np.int32)
+        _RANK_TLS.buf = buf
+    return buf[:rows * S].reshape(rows, S)
+
+
 def _rank_ic_block_fused(f: torch.Tensor, tr: _TargetRanks, t0: int, t1: int, min_stocks: int,
                          threads: int | None) -> torch.Tensor:
-    """:func:`_rank_ic_block` through one numpy row sort and the fused per-row pass."""
-    from alphaminer.evaluation._jit_rank import rank_ic_rows
+    """:func:`_rank_ic_block` through the fused CPU pass (:mod:`._jit_rank`): pack coarse keys
+    and stock indices into int32 words, numpy's row sort, then the rank pass, in L2-sized steps.
+    ``threads`` is unused: blocks already run side by side."""
+    from alphaminer.evaluation import _jit_rank as jr
 
     k, tb, S = f.shape
-    f = f.detach()
-    valid = finite_f32(f).logical_and_(tr.stock_valid[t0:t1])
-    idx = torch.arange(S, dtype=torch.int32).expand(f.shape)
-    keys, stock, _ = sort_rows_with_payload(f, ~valid, idx, threads)
-    out = np.empty(k * tb, dtype=np.float64)
+    bits = f.detach().contiguous().reshape(-1, S).numpy().view(np.int32)
+    R = bits.shape[0]
+    out = np.empty(R, dtype=np.float64)
+    count = np.empty(R, dtype=np.int64)
     day = np.tile(np.arange(t0, t1, dtype=np.int64), k)
-    order, ys, yvalid = tr._np
-    rank_ic_rows(keys.reshape(-1, S).numpy(), stock.reshape(-1, S).numpy(),
-                 valid.reshape(-1, S).numpy(), day, order, ys, yvalid, min_stocks, out)
+    ranks, sq, ycount, ties = tr.fused()
+    order, ys, _ = tr._np
+    nbits = jr.index_bits(S)
+    step = max(1, _RANK_STEP_ELEMS // S)
+    buf = _rank_buffer(min(step, R), S)
+    for r0 in range(0, R, step):
+        r1 = min(R, r0 + step)
+        w = buf[:r1 - r0]
+        jr.pack_rank_keys(bits, day, tr.stock_valid_np, nbits, r0, r1, min_stocks, w, count)
+        w.sort(axis=-1)
+        jr.rank_ic_sorted_rows(w, bits, count, day, nbits, r0, r1, order, ys, ranks, sq, ycount,
+                               ties, min_stocks, out)
     return torch.from_numpy(out).view(k, tb)
 
 
 def _block_threads(device: torch.device, n_blocks: int) -> int:
-    """Worker threads for independent blocks: on CPU one per torch thread (many small torch ops
-    parallelise better across blocks than inside each op)."""
+    """Worker threads for independent blocks: on CPU one per :func:`cpu_workers` (many small
+    torch ops parallelise better across blocks than inside each op)."""
     if device.type != "cpu" or n_blocks < 2:
         return 1
-    return max(1, min(torch.get_num_threads(), n_blocks))
+    return max(1, min(cpu_workers(), n_blocks))
 
 
 _THREADS_LOCK = threading.Lock()
 _THREADS_STATE = {"active": 0, "saved": 1}
+_OWNER = threading.local()  # .workers: the thread count saved by serial_torch() in this thread
+
+
+def cpu_workers() -> int:
+    """Threads for CPU work the caller splits itself: torch's thread count, or, in a thread
+    inside :func:`serial_torch`, the count saved on entry (worker threads see 1)."""
+    n = getattr(_OWNER, "workers", None)
+    return torch.get_num_threads() if n is None else n
+
+
+@contextmanager
+def serial_torch() -> Iterator[None]:
+    """Run torch with one intra-op thread; :func:`cpu_workers` still gives the saved count.
+
+    For a caller that parallelises on its own (worker threads, each running single-threaded
+    ops): no OpenMP region is entered, so none spin-waits for a thread that another process has
+    pushed off its core (measured on a loaded 2-core host: 3x the CPU time per candidate).
+    The first concurrent caller saves the count and the last one restores it, so calls from
+    several threads at once leave it intact.
+    """
+    with _THREADS_LOCK:
+        if _THREADS_STATE["active"] == 0:
+            _THREADS_STATE["saved"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS_STATE["active"] += 1
+        saved = _THREADS_STATE["saved"]
+    prev = getattr(_OWNER, "workers", None)
+    _OWNER.workers = saved if prev is None else prev
+    try:
+        yield
+    finally:
+        _OWNER.workers = prev
+        with _THREADS_LOCK:
+            _THREADS_STATE["active"] -= 1
+            if _THREADS_STATE["active"] == 0:
+                torch.set_num_threads(_THREADS_STATE["saved"])
 
 
 def _run_blocks(fn, blocks: list, device: torch.device) -> None:  # noqa: ANN001
-    """Call ``fn(block)`` for every block; on CPU spread over torch's thread count.
+    """Call ``fn(block)`` for every block; on CPU spread over :func:`cpu_workers` threads.
 
-    While workers run, torch's intra-op thread count is 1 so that the workers, each running
-    single-threaded ops, do not oversubscribe the cores. The first concurrent caller saves the
-    count and the last one restores it, so calls from several threads at once leave it intact.
+    While workers run, torch's intra-op thread count is 1 (:func:`serial_torch`) so that the
+    workers, each running single-threaded ops, do not oversubscribe the cores.
     """
     n = _block_threads(device, len(blocks))
     if n == 1:
         for b in blocks:
             fn(b)
         return
-    with _THREADS_LOCK:
-        if _THREADS_STATE["active"] == 0:
-            _THREADS_STATE["saved"] = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _THREADS_STATE["active"] += 1
-    try:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="metrics") as pool:
-            for _ in pool.map(fn, blocks):
-                pass
-    finally:
-        with _THREADS_LOCK:
-            _THREADS_STATE["active"] -= 1
-            if _THREADS_STATE["active"] == 0:
-                torch.set_num_threads(_THREADS_STATE["saved"])
+    with serial_torch(), ThreadPoolExecutor(max_workers=n, thread_name_prefix="metrics") as pool:
+        for _ in pool.map(fn, blocks):
+            pass
 
 
 def daily_rank_ic(factors: torch.Tensor, target: torch.Tensor | PreparedTarget,

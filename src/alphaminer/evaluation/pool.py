@@ -38,7 +38,13 @@ import numpy as np
 import torch
 
 from alphaminer.evaluation._jit_zscore import zscore_with_sums
-from alphaminer.evaluation.metrics import daily_ic, daily_rank_ic, ic_stats
+from alphaminer.evaluation.metrics import (
+    _run_blocks,
+    cpu_workers,
+    daily_ic,
+    daily_rank_ic,
+    ic_stats,
+)
 from alphaminer.expr.kernels import cs_zscore
 
 _FORMAT = "alphaminer.alpha_pool"
@@ -255,10 +261,12 @@ class SampleCells:
         b = (z * self.y0).sum(dim=-1).double().cpu().numpy()
         return s, dd, b
 
-    def standardise_sums(self, values: torch.Tensor, name: str = "values"
+    def standardise_sums(self, values: torch.Tensor, name: str = "values",
+                         rows: Sequence[int] | None = None
                          ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`standardise` of ``[C, T, S]`` (or ``[T, S]``) and :meth:`sums` of the result,
-        fused on CPU (one numba kernel, three passes per row instead of ~15 torch passes)."""
+        fused on CPU (one numba kernel, three passes per row instead of ~15 torch passes).
+        ``rows``: only these candidates of ``values`` (read in place on CPU, not copied)."""
         v = torch.as_tensor(values)
         if v.ndim == 2:
             v = v.unsqueeze(0)
@@ -268,13 +276,16 @@ class SampleCells:
                 f"{self.shape} (the fitting target's shape)"
             )
         if self.device.type != "cpu" or v.device.type != "cpu" or v.requires_grad:
+            if rows is not None:
+                v = v[list(rows)]
             z = self.standardise(v, name)
             return (z, *self.sums(z))
         if self._np is None:
             self._np = (self.mask.numpy(), self.y0.numpy())
         C, T, S = v.shape
         x = v.detach().to(torch.float32).contiguous().numpy().reshape(C * T, S)
-        z, s, dd, b = zscore_with_sums(x, *self._np, threads=torch.get_num_threads())
+        z, s, dd, b = zscore_with_sums(x, *self._np, threads=cpu_workers(), rows=rows)
+        C = z.shape[0] // T
         return (torch.from_numpy(z).reshape(C, T, S), s.reshape(C, T), dd.reshape(C, T),
                 b.reshape(C, T))
 
@@ -290,8 +301,20 @@ def cross_sums(z: torch.Tensor, members: torch.Tensor) -> np.ndarray:
     K = members.shape[1]
     if C == 0 or K == 0:
         return np.zeros((C, T, K))
-    out = torch.bmm(z.transpose(0, 1), members.transpose(1, 2))  # [T, C, K]
-    return out.double().cpu().numpy().transpose(1, 0, 2)
+    zt, mt = z.transpose(0, 1), members.transpose(1, 2)
+    if z.device.type != "cpu" or z.requires_grad or members.requires_grad:
+        out = torch.bmm(zt, mt)  # [T, C, K]
+        return out.double().cpu().numpy().transpose(1, 0, 2)
+    # CPU: day blocks side by side on worker threads (each product is one day's, so the
+    # blocking does not change a value)
+    out = torch.empty((T, C, K), dtype=torch.result_type(z, members))
+    step = max(1, -(-T // (4 * cpu_workers())))
+
+    def run(t0: int) -> None:
+        torch.bmm(zt[t0:t0 + step], mt[t0:t0 + step], out=out[t0:t0 + step])
+
+    _run_blocks(run, list(range(0, T, step)), z.device)
+    return out.double().numpy().transpose(1, 0, 2)
 
 
 def mean_daily_corr(n: np.ndarray, s_c: np.ndarray, dd_c: np.ndarray, s_m: np.ndarray,
@@ -503,9 +526,15 @@ class AlphaPool:
 
     def _daily_corr_with_members(self, st: _CandStats) -> np.ndarray:
         """Mean daily correlation of the candidate with each member on the sample cells."""
+        return self._corr_with_members_many([st])[0]
+
+    def _corr_with_members_many(self, stats: Sequence[_CandStats]) -> np.ndarray:
+        """:meth:`_daily_corr_with_members` of several candidates ``[C, K]`` in one vectorised
+        pass (each candidate's values are the same as alone: the sums run per candidate)."""
         dd_m = np.einsum("tkk->tk", self._D)
-        return mean_daily_corr(self._n, st.s[None], st.dd[None], self._s, dd_m, st.cross[None],
-                               self.config.min_stocks)[0]
+        return mean_daily_corr(self._n, np.stack([st.s for st in stats]),
+                               np.stack([st.dd for st in stats]), self._s, dd_m,
+                               np.stack([st.cross for st in stats]), self.config.min_stocks)
 
     # ------------------------------------------------------------------ fitting / IC from cache
     def _fit(self, G: np.ndarray, bsum: np.ndarray, w0: np.ndarray | None) -> np.ndarray:
@@ -537,7 +566,10 @@ class AlphaPool:
         return float(daily[fin].mean()) if fin.any() else 0.0
 
     # ------------------------------------------------------------------ add / evaluate
-    def _plan(self, name: str, st: _CandStats) -> tuple[AddResult, dict[str, Any]]:
+    def _plan(self, name: str, st: _CandStats, corr: np.ndarray | None = None
+              ) -> tuple[AddResult, dict[str, Any]]:
+        """What adding the candidate would do; ``corr``: its mean daily correlation with each
+        member when already computed (batched by :meth:`evaluate_many`)."""
         name = str(name)
         cur_w = self.weights
         K = len(self.members)
@@ -553,7 +585,8 @@ class AlphaPool:
             return AddResult(name, False,
                              "degenerate: no cross-sectional variation on the target's cells",
                              cur_ic, weights=current_weights()), {}
-        corr = self._daily_corr_with_members(st)
+        if corr is None:
+            corr = self._daily_corr_with_members(st)
         max_corr = float(np.abs(corr).max()) if K else 0.0
         if K and max_corr > self.config.dup_threshold:
             j = int(np.abs(corr).argmax())
@@ -635,7 +668,10 @@ class AlphaPool:
         else:
             zs = self._standardise(values, names[0])
         stats = self._batch_stats(*zs)
-        return [self._plan(n, st)[0] for n, st in zip(names, stats)]
+        if not self.members:
+            return [self._plan(n, st)[0] for n, st in zip(names, stats)]
+        corr = self._corr_with_members_many(stats)
+        return [self._plan(n, st, corr[i])[0] for i, (n, st) in enumerate(zip(names, stats))]
 
     def evaluate_candidate(self, values: torch.Tensor) -> float:
         """Pool IC the pool would have after ``try_add`` of ``values`` (the pool is unchanged).

@@ -40,7 +40,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ from alphaminer.evaluation.metrics import (
     daily_ic,
     daily_rank_ic,
     ic_stats,
+    serial_torch,
 )
 from alphaminer.evaluation.pool import (
     AddResult,
@@ -65,7 +67,7 @@ from alphaminer.evaluation.pool import (
 from alphaminer.expr import Evaluator, Node, features_used, max_lookahead, parse
 from alphaminer.panel import Panel
 
-__all__ = ["FAILURE_KINDS", "CandidateScorer", "Score"]
+__all__ = ["FAILURE_KINDS", "STAGES", "CandidateScorer", "Score"]
 
 _NAN = float("nan")
 
@@ -123,6 +125,32 @@ def _any_finite(v: torch.Tensor) -> bool:
 
         return bool(any_finite32(v.detach().contiguous().view(-1).numpy().view(np.uint32)))
     return bool(torch.isfinite(v).any())
+
+
+#: Stages of :meth:`CandidateScorer.score` timed in :meth:`CandidateScorer.stats`.
+STAGES: tuple[str, ...] = ("evaluate", "stack", "ic", "rank_ic", "zscore", "max_corr", "pool")
+
+
+class _StageClock:
+    """Process CPU seconds (all threads) and wall seconds spent in each scoring stage, so a
+    throughput figure can be broken down on the host where it was measured."""
+
+    def __init__(self) -> None:
+        self.cpu: Counter[str] = Counter()
+        self.wall: Counter[str] = Counter()
+        self.active = False  # only inside score(): values()/commit() are not candidates
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        c, w = time.process_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.cpu[name] += time.process_time() - c
+            self.wall[name] += time.perf_counter() - w
 
 
 class CandidateScorer:
@@ -204,6 +232,9 @@ class CandidateScorer:
         self._n_hits = 0
         self._failures: Counter[str] = Counter()
         self._wall = 0.0
+        self._cpu = 0.0
+        self._clock = _StageClock()
+        self._vbuf: torch.Tensor | None = None  # the batch's values (CPU, see _stack)
         if reference is not None:
             self.set_reference(reference)
 
@@ -296,11 +327,14 @@ class CandidateScorer:
     # ------------------------------------------------------------------ scoring
     def score(self, formulas: Iterable[str | Node]) -> list[Score]:
         """Score a batch of formulas (strings or ASTs); one :class:`Score` per input, in order."""
-        t_start = time.perf_counter()
+        t_start, c_start = time.perf_counter(), time.process_time()
+        self._clock.active = True
         try:
             return self._score(list(formulas), count=True)
         finally:
+            self._clock.active = False
             self._wall += time.perf_counter() - t_start
+            self._cpu += time.process_time() - c_start
 
     def score_one(self, formula: str | Node) -> Score:
         return self.score([formula])[0]
@@ -391,6 +425,14 @@ class CandidateScorer:
         return v, None
 
     def _score_batch(self, items: list[tuple[str, Node | None]], fresh: set[str]) -> None:
+        # several formulas on CPU: the batch parallelises by formulas and blocks on worker
+        # threads, so torch itself runs single-threaded throughout (no OpenMP spin-waits; see
+        # metrics.serial_torch); one formula keeps torch's own threads
+        serial = self.cells.device.type == "cpu" and sum(n is not None for _, n in items) > 1
+        with serial_torch() if serial else nullcontext():
+            self._score_batch_inner(items, fresh)
+
+    def _score_batch_inner(self, items: list[tuple[str, Node | None]], fresh: set[str]) -> None:
         ok_keys: list[str] = []
         ok_vals: list[torch.Tensor] = []
         todo = [(k, n) for k, n in items if n is not None]  # None: a parse failure, stored
@@ -403,7 +445,8 @@ class CandidateScorer:
         def run(i: int) -> None:
             evaluated[i] = self._evaluate_checked(*todo[i])
 
-        _run_blocks(run, list(range(len(todo))), self.cells.device)
+        with self._clock("evaluate"):
+            _run_blocks(run, list(range(len(todo))), self.cells.device)
         for (key, _), (v, bad) in zip(todo, evaluated):
             if bad is not None:
                 self._store(key, Score(key, False, bad[1]), bad[0])
@@ -412,17 +455,22 @@ class CandidateScorer:
             ok_vals.append(v)
         if not ok_keys:
             return
-        V = torch.stack(ok_vals)
+        with self._clock("stack"):
+            V = self._stack(ok_vals)
         del ok_vals
         # the pool-independent part: only for formulas not scored before
         new = [i for i, k in enumerate(ok_keys) if k in fresh]
         base: dict[str, Score] = {}
         if new:
-            Vn = V[new] if len(new) < len(ok_keys) else V
-            ic_d = daily_ic(Vn, self._prepared, self.min_stocks)
-            ic, _, icir, n_days = ic_stats(ic_d)
+            with self._clock("stack"):
+                Vn = V[new] if len(new) < len(ok_keys) else V
+            with self._clock("ic"):
+                ic_d = daily_ic(Vn, self._prepared, self.min_stocks)
+                ic, _, icir, n_days = ic_stats(ic_d)
             if self.compute_rank_ic:
-                ric, _, ricir, _ = ic_stats(daily_rank_ic(Vn, self._prepared, self.min_stocks))
+                with self._clock("rank_ic"):
+                    ric, _, ricir, _ = ic_stats(daily_rank_ic(Vn, self._prepared,
+                                                              self.min_stocks))
             else:
                 ric = ricir = torch.full_like(ic, _NAN)
             for j, i in enumerate(new):
@@ -440,18 +488,22 @@ class CandidateScorer:
         if not keep:
             return
         keys = [ok_keys[i] for i in keep]
-        V = V[keep] if len(keep) < len(ok_keys) else V
-        z, zs, zdd, zb = self.cells.standardise_sums(V)
-        max_corr = self._max_corr(z, zs, zdd)
+        rows = keep if len(keep) < len(ok_keys) else None  # z-scored in place, not copied
+        with self._clock("zscore"):
+            z, zs, zdd, zb = self.cells.standardise_sums(V, rows=rows)
+        with self._clock("max_corr"):
+            max_corr = self._max_corr(z, zs, zdd)
         pool_res: list[AddResult | None] = [None] * len(keys)
         cur = _NAN
         if self.pool is not None:
-            cur = self.pool.pool_ic()
-            if self.pool.cells is self.cells:  # the z-scores above are the pool's
-                pool_res = list(self.pool.evaluate_many(keys, z, standardised=True,
-                                                        sums=(zs, zdd, zb)))
-            else:  # the pool was re-targeted after binding: let it z-score on its own cells
-                pool_res = list(self.pool.evaluate_many(keys, V))
+            with self._clock("pool"):
+                cur = self.pool.pool_ic()
+                if self.pool.cells is self.cells:  # the z-scores above are the pool's
+                    pool_res = list(self.pool.evaluate_many(keys, z, standardised=True,
+                                                            sums=(zs, zdd, zb)))
+                else:  # re-targeted after binding: the pool z-scores on its own cells
+                    pool_res = list(self.pool.evaluate_many(keys, V if rows is None
+                                                            else V[rows]))
         for j, key in enumerate(keys):
             b, pr = base[key], pool_res[j]
             s = Score(key, True, None, ic=b.ic, rank_ic=b.rank_ic, icir=b.icir,
@@ -461,6 +513,24 @@ class CandidateScorer:
                       pool_accepted=None if pr is None else pr.accepted,
                       pool_reason=None if pr is None else pr.reason, n_days=b.n_days)
             self._store(key, s, None, self._ref_version, self._pool_version)
+
+    def _stack(self, vals: list[torch.Tensor]) -> torch.Tensor:
+        """``[C, T, S]`` copy of a batch's values. On CPU, into a buffer kept across batches
+        (a fresh ~2 MB-per-formula stack costs page faults every batch) by worker threads."""
+        if self.cells.device.type != "cpu" or len(vals) < 2:
+            return torch.stack(vals)
+        C = len(vals)
+        buf = self._vbuf
+        if buf is None or buf.shape[0] < C:
+            buf = self._vbuf = torch.empty((max(C, self.batch_size), self.T, self.S),
+                                           dtype=torch.float32)
+        V = buf[:C]
+
+        def copy(j: int) -> None:
+            V[j].copy_(vals[j])
+
+        _run_blocks(copy, list(range(C)), self.cells.device)
+        return V
 
     def _classify(self, v: torch.Tensor, n_days: int) -> tuple[str, str]:
         """Why a formula with fewer than ``min_days`` finite daily ICs fails."""
@@ -507,16 +577,24 @@ class CandidateScorer:
 
     # ------------------------------------------------------------------ bookkeeping
     def stats(self) -> dict[str, Any]:
-        """Counters: candidates scored (cache hits included), hits, failures by kind, wall time
-        inside :meth:`score`, candidates per second, and the evaluator's sub-expression cache."""
+        """Counters: candidates scored (cache hits included), hits, failures by kind, wall and
+        process CPU seconds inside :meth:`score`, candidates per second, the seconds of each of
+        :data:`STAGES` (``stages``: ``{stage: {"cpu": s, "wall": s}}``; ``other`` is the rest:
+        parsing, result cache, bookkeeping), and the evaluator's sub-expression cache."""
         ci = self.evaluator.cache_info()
+        clock = self._clock
+        stages = {k: {"cpu": clock.cpu[k], "wall": clock.wall[k]} for k in STAGES}
+        stages["other"] = {"cpu": self._cpu - sum(clock.cpu.values()),
+                           "wall": self._wall - sum(clock.wall.values())}
         return {
             "scored": self._n_scored,
             "cache_hits": self._n_hits,
             "cached_entries": len(self._cache),
             "failures": dict(self._failures),
             "seconds": self._wall,
+            "cpu_seconds": self._cpu,
             "candidates_per_second": self._n_scored / self._wall if self._wall > 0 else _NAN,
+            "stages": stages,
             "subexpr_cache": {"hits": ci.hits, "misses": ci.misses, "entries": ci.entries,
                               "bytes": ci.bytes},
         }

@@ -4,11 +4,15 @@ Training (:func:`train_alphanet`):
 
 - batches are whole cross-sections: ``days_per_batch`` consecutive sample days of the train
   segment, iterated in chronological order every epoch (no shuffling across time);
-- loss ``"neg_abs_ic"``: −|Pearson IC| of each day's cross-section, averaged over the batch's days
-  (differentiable, written here as a torch autograd loss over a batch; the *reporting* IC is
-  :func:`alphaminer.evaluation.daily_ic`), or ``"mse"`` against the raw forward return;
+- loss ``"neg_ic"`` (default): −(signed Pearson IC) of each day's cross-section, averaged over
+  the batch's days, by default against each day's *ranked* labels (``label_transform="rank"``)
+  so one fat-tailed return cannot dominate a day (differentiable, written here as a torch
+  autograd loss over a batch; the *reporting* IC is :func:`alphaminer.evaluation.daily_ic`);
+  ``"neg_abs_ic"`` (the seed's −|IC|) or ``"mse"``. On real panels −|IC| learned a score with a
+  large |IC| but a mean signed IC of ~0 (its payoff flips sign from day to day), which is why
+  the signed loss is the default (``docs/methods/alphanet.md``, "On real data");
 - Adam, early stopping on the validation IC (patience epochs without improvement);
-- the −|IC| loss is blind to the sign of the score, so after each epoch the model's
+- the −|IC| loss (only) is blind to the sign of the score, so after each epoch the model's
   ``output_sign`` is set from the sign of the epoch's mean *training* IC (never from validation
   data): a higher score then means a higher expected return, and the validation IC used for early
   stopping is the signed IC of that oriented score;
@@ -43,7 +47,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from alphaminer.checkpoint import CheckpointStore, atomic_dir, capture_rng, restore_rng, run_dir
-from alphaminer.evaluation.metrics import daily_ic
+from alphaminer.evaluation.metrics import daily_ic, daily_rank_ic
 from alphaminer.neural.alphanet.images import (
     FeatureImages,
     ImageConfig,
@@ -56,7 +60,9 @@ from alphaminer.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("neg_abs_ic", "mse")
+LOSSES = ("neg_abs_ic", "neg_ic", "mse")
+LABEL_TRANSFORMS = ("none", "rank", "zscore")
+MONITORS = ("ic", "rank_ic")
 _EPS = 1e-12
 
 
@@ -65,7 +71,8 @@ class TrainConfig:
     """AlphaNet training hyper-parameters.
 
     Attributes:
-        loss: ``"neg_abs_ic"`` (−|IC| per day, averaged) or ``"mse"``.
+        loss: ``"neg_ic"`` (−signed IC per day, averaged; default since issue 15),
+            ``"neg_abs_ic"`` (the seed's −|IC|, sign-blind) or ``"mse"``.
         lr / weight_decay: Adam parameters.
         epochs: maximum number of epochs.
         patience: stop after this many epochs without a better validation IC.
@@ -75,9 +82,17 @@ class TrainConfig:
         device: ``"auto"`` (cuda if present), ``"cpu"``, ``"cuda"``...
         eval_batch: images per forward pass in validation / prediction.
         progress: tqdm bar per epoch.
+        label_transform: per-day cross-sectional transform of the *training* labels:
+            ``"none"``, ``"rank"`` (standardised ranks: the Pearson IC loss becomes a RankIC-like
+            loss that one fat-tailed return cannot dominate) or ``"zscore"`` (day mean 0, std 1;
+            for ``mse``). Uses only the labels of the same day, so no look-ahead.
+        shuffle_days: visit the training day-batches in a new random order every epoch (seeded;
+            all inside the train segment) instead of chronologically.
+        monitor: early-stopping metric on the validation images: mean daily ``"ic"`` (Pearson)
+            or ``"rank_ic"`` (Spearman).
     """
 
-    loss: str = "neg_abs_ic"
+    loss: str = "neg_ic"
     lr: float = 1e-3
     weight_decay: float = 0.0
     epochs: int = 50
@@ -88,10 +103,18 @@ class TrainConfig:
     device: str = "auto"
     eval_batch: int = 65536
     progress: bool = True
+    label_transform: str = "rank"
+    shuffle_days: bool = False
+    monitor: str = "ic"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.label_transform not in LABEL_TRANSFORMS:
+            raise ValueError(f"label_transform must be one of {LABEL_TRANSFORMS}, "
+                             f"got {self.label_transform!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
         if self.epochs < 1 or self.patience < 1 or self.days_per_batch < 1:
             raise ValueError("epochs, patience and days_per_batch must be >= 1")
         if self.min_stocks < 2:
@@ -151,18 +174,64 @@ def neg_abs_ic_loss(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor, n_
     return -(ic.abs()[valid]).mean(), ic.detach(), valid
 
 
-def daily_ic_of(images: FeatureImages, scores: torch.Tensor, min_stocks: int) -> torch.Tensor:
-    """Per-day IC of ``scores [N]`` vs ``images.labels`` on the days present (``[D]``, NaN-able).
+def neg_ic_loss(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor, n_groups: int,
+                min_count: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """−mean over valid days of the *signed* IC; returns ``(loss, ic.detach(), valid)``.
 
-    Uses :func:`alphaminer.evaluation.daily_ic` on the dense ``[D, S]`` cross-sections.
+    Unlike −|IC| it asks for the same direction every day, so a score cannot earn loss by
+    tracking something whose payoff changes sign from day to day (market beta, volatility).
     """
+    ic, valid = grouped_ic(pred, y, group, n_groups, min_count)
+    if not bool(valid.any()):
+        return pred.sum() * 0.0, ic.detach(), valid
+    return -(ic[valid]).mean(), ic.detach(), valid
+
+
+def transform_labels(y: torch.Tensor, day_index: torch.Tensor, how: str) -> torch.Tensor:
+    """Per-day cross-sectional ``"rank"`` / ``"zscore"`` of ``y`` (``"none"``: unchanged).
+
+    ``rank``: average ranks (ties share a rank), centred and scaled to unit standard deviation
+    within the day; ``zscore``: ``(y − day mean) / day std``. Days with one image or a constant
+    label get 0. ``day_index`` must be sorted (images are ordered by day).
+    """
+    if how == "none":
+        return y
+    if how not in LABEL_TRANSFORMS:
+        raise ValueError(f"label_transform must be one of {LABEL_TRANSFORMS}, got {how!r}")
+    out = torch.zeros_like(y, dtype=torch.float32)
+    _, counts = torch.unique_consecutive(day_index, return_counts=True)
+    i0 = 0
+    for c in counts.tolist():
+        v = y[i0:i0 + c].double()
+        if how == "rank":
+            v = torch.from_numpy(np.array(pd.Series(v.cpu().numpy()).rank().to_numpy())
+                                 ).to(v.device)
+        v = v - v.mean()
+        sd = v.pow(2).mean().sqrt()
+        out[i0:i0 + c] = (v / sd).float() if c > 1 and float(sd) > 0 else 0.0
+        i0 += c
+    return out
+
+
+def _dense(images: FeatureImages, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     days, inv = torch.unique(images.day_index, return_inverse=True)
     S = len(images.instruments)
     f = torch.full((len(days), S), float("nan"))
     y = torch.full((len(days), S), float("nan"))
-    f[inv, images.stock_index] = scores.detach().to("cpu", torch.float32)
+    f[inv, images.stock_index] = values.detach().to("cpu", torch.float32)
     y[inv, images.stock_index] = images.labels.to(torch.float32)
-    return daily_ic(f, y, min_stocks=min_stocks).to(torch.float32)
+    return f, y
+
+
+def daily_ic_of(images: FeatureImages, scores: torch.Tensor, min_stocks: int,
+                rank: bool = False) -> torch.Tensor:
+    """Per-day IC (``rank=True``: RankIC) of ``scores [N]`` vs ``images.labels`` on the days
+    present (``[D]``, NaN-able), with :func:`alphaminer.evaluation.daily_ic` /
+    :func:`~alphaminer.evaluation.daily_rank_ic` on the dense ``[D, S]`` cross-sections.
+    """
+    f, y = _dense(images, scores)
+    fn = daily_rank_ic if rank else daily_ic
+    return fn(f, y, min_stocks=min_stocks).to(torch.float32)
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -320,7 +389,8 @@ def _train_loop(model: AlphaNet, opt: torch.optim.Optimizer, train: FeatureImage
                 on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
     """Epochs from ``state["epoch"] + 1`` on; after each one the whole state goes to ``store``."""
     x_train = train.images.to(device)
-    y_train = train.labels.to(device, torch.float32)
+    y_train = transform_labels(train.labels.to(torch.float32), train.day_index,
+                               config.label_transform).to(device)
     batches = day_batches(train.day_index, config.days_per_batch)
     _, g_all = torch.unique_consecutive(train.day_index, return_inverse=True)
     g_all = g_all.to(device)
@@ -332,8 +402,10 @@ def _train_loop(model: AlphaNet, opt: torch.optim.Optimizer, train: FeatureImage
         model.train()
         loss_sum, n_steps = 0.0, 0
         ic_sum, ic_n = 0.0, 0
-        bar = tqdm(batches, desc=f"alphanet epoch {epoch}/{config.epochs}", unit="batch",
-                   disable=not config.progress, leave=False)
+        order = (torch.randperm(len(batches)).tolist() if config.shuffle_days
+                 else range(len(batches)))
+        bar = tqdm([batches[k] for k in order], desc=f"alphanet epoch {epoch}/{config.epochs}",
+                   unit="batch", disable=not config.progress, leave=False)
         for i0, i1 in bar:
             if i1 - i0 < 2:
                 continue  # batch norm needs two samples
@@ -342,8 +414,9 @@ def _train_loop(model: AlphaNet, opt: torch.optim.Optimizer, train: FeatureImage
             g = g_all[i0:i1] - g_all[i0]
             n_g = int(g[-1]) + 1
             pred = model(x)
-            if config.loss == "neg_abs_ic":
-                loss, ic, ok = neg_abs_ic_loss(pred, y, g, n_g, config.min_stocks)
+            if config.loss in ("neg_abs_ic", "neg_ic"):
+                fn = neg_abs_ic_loss if config.loss == "neg_abs_ic" else neg_ic_loss
+                loss, ic, ok = fn(pred, y, g, n_g, config.min_stocks)
                 if not bool(ok.any()):
                     continue
             else:
@@ -361,7 +434,7 @@ def _train_loop(model: AlphaNet, opt: torch.optim.Optimizer, train: FeatureImage
             model.output_sign.mul_(-1.0)  # orient the score on training data only
             train_ic = -train_ic
         scores = score_images(model, monitor.images, device, config.eval_batch)
-        dic = daily_ic_of(monitor, scores, config.min_stocks)
+        dic = daily_ic_of(monitor, scores, config.min_stocks, rank=config.monitor == "rank_ic")
         valid_ic = float(torch.nanmean(dic)) if bool(torch.isfinite(dic).any()) else float("nan")
         metric = valid_ic if np.isfinite(valid_ic) else -np.inf
         improved = state["best_metric"] is None or metric > state["best_metric"]
@@ -430,7 +503,7 @@ def predict(
 
 
 __all__ = [
-    "LOSSES", "TrainConfig", "TrainResult", "daily_ic_of", "day_batches", "grouped_ic",
-    "load_checkpoint", "neg_abs_ic_loss", "predict", "save_checkpoint", "score_images",
-    "train_alphanet",
+    "LABEL_TRANSFORMS", "LOSSES", "MONITORS", "TrainConfig", "TrainResult", "daily_ic_of",
+    "day_batches", "grouped_ic", "load_checkpoint", "neg_abs_ic_loss", "neg_ic_loss", "predict",
+    "save_checkpoint", "score_images", "train_alphanet", "transform_labels",
 ]

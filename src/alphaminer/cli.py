@@ -46,3 +46,51 @@ def compare(env: str | None, methods: str | None, seeds: str | None, params: str
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         click.echo(f"failed: {o.method} seed {o.seed}: {(o.error or '').splitlines()[0]}")
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Check first that the unversioned inputs (panel, labels, splits) still "
+                   "have the fingerprints the manifest recorded.")
+def reproduce(manifest: str, check: bool) -> None:
+    """Redo the report a run manifest describes: its pipeline on exactly the input versions,
+    env and runtime parameters it names (``kedro run --pipelines=reporting --load-versions=...``).
+
+    The new report is a new version next to the old one; it matches it byte for byte apart
+    from the creation time when the code and packages are the same.
+    """
+    import json
+    from pathlib import Path
+
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from kedro.utils import find_kedro_project
+
+    from alphaminer.reporting.manifest import data_fingerprint
+
+    man = json.loads(Path(manifest).read_text(encoding="utf-8"))
+    prov = man.get("provenance") or {}
+    redo = prov.get("reproduce")
+    if not isinstance(redo, dict) or not redo.get("pipeline"):
+        raise click.ClickException(f"{manifest}: no 'provenance.reproduce' block (a manifest "
+                                   "written before reports recorded their inputs)")
+    project = find_kedro_project(Path.cwd()) or Path.cwd()
+    bootstrap_project(project)
+    runtime = dict(redo.get("runtime_params") or {})
+    load_versions = {k: v for k, v in (redo.get("load_versions") or {}).items() if v}
+    click.echo(redo.get("command", ""))
+    if check and prov.get("loaded_fingerprints"):
+        with KedroSession.create(project_path=project, env=redo.get("env"),
+                                 runtime_params=runtime) as session:
+            catalog = session.load_context().catalog
+            for name, want in sorted(prov["loaded_fingerprints"].items()):
+                got = data_fingerprint(catalog.load(name))
+                if got != want:
+                    raise click.ClickException(
+                        f"{name} changed since the report was made (fingerprint {got}, the "
+                        f"manifest has {want}): rerun the pipeline that writes it with the "
+                        "manifest's parameters first, or pass --no-check")
+    with KedroSession.create(project_path=project, env=redo.get("env"),
+                             runtime_params=runtime) as session:
+        session.run(pipeline_names=[redo["pipeline"]], load_versions=load_versions)

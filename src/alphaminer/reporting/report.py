@@ -219,6 +219,51 @@ def _kv_table(rows: Sequence[tuple[str, Any]], max_rows: int = 10_000) -> str:
     return f'<table class="kv"><tbody>{"".join(body)}</tbody></table>{more}'
 
 
+#: manifest keys about how the report's own run was invoked (session, pipelines, CLI): kept in
+#: ``run_manifest.json`` but not shown, so a reproduction of the report (same inputs, other
+#: invocation) renders the same HTML apart from ``created_utc``
+_INVOCATION_KEYS = ("session_id", "invocation")
+
+
+def _provenance_html(prov: Mapping[str, Any], own_hash: Any) -> tuple[list[tuple[str, Any]], str]:
+    """Key rows and an HTML block for the manifest's ``provenance`` (inputs, writers, redo)."""
+    rows: list[tuple[str, Any]] = []
+    inputs = prov.get("inputs") if isinstance(prov.get("inputs"), Mapping) else {}
+    writers = prov.get("writers") if isinstance(prov.get("writers"), Mapping) else {}
+    versioned = {k: v for k, v in inputs.items() if isinstance(v, Mapping) and v.get("version")}
+    rows.append(("inputs", f"{len(inputs)} datasets, {len(versioned)} versioned, written by "
+                           f"{len(writers)} run(s)"))
+    for name, fp in sorted((prov.get("loaded_fingerprints") or {}).items()):
+        rows.append((f"fingerprint.{name}", fp))
+    parts = []
+    redo = prov.get("reproduce")
+    if isinstance(redo, Mapping) and redo.get("command"):
+        parts.append("<p>Reproduce this report (from the project root; or "
+                     "<code>kedro reproduce &lt;run_manifest.json&gt;</code>, which also checks "
+                     "the fingerprints above):</p>"
+                     f"<pre>{esc(redo['command'])}</pre>")
+    other = list(prov.get("inputs_with_other_params") or [])
+    if other:
+        parts.append(f'<p style="color:#a40000">{len(other)} input(s) were written by a '
+                     "run with other parameters than this report's: "
+                     + esc(", ".join(other)) + "</p>")
+    wtable = pd.DataFrame([{
+        "run (session id)": sid, "params sha256": str(w.get("params_sha256") or "")[:16],
+        "same params as report": w.get("params_sha256") == own_hash,
+        "env": w.get("env"), "pipelines": ", ".join(w.get("pipelines") or []),
+        "runtime params": json.dumps(w.get("runtime_params") or {}, sort_keys=True),
+        "git commit": str(w.get("git_commit") or "")[:12],
+    } for sid, w in sorted(writers.items()) if isinstance(w, Mapping)])
+    itable = pd.DataFrame([{"dataset": k, "version": v.get("version"),
+                            "written by": v.get("written_by")}
+                           for k, v in sorted(inputs.items()) if isinstance(v, Mapping)])
+    parts.append("<details><summary>Input datasets: versions and the runs that wrote them"
+                 "</summary>" + (frame_table(wtable) if len(wtable) else "")
+                 + frame_table(itable, code_columns=("dataset",), max_rows=10_000)
+                 + "</details>")
+    return rows, "".join(parts)
+
+
 def _manifest_html(manifest: Mapping[str, Any]) -> str:
     rows: list[tuple[str, Any]] = []
     for key in ("created_utc", "git_commit", "git_dirty", "params_sha256", "data_fingerprint",
@@ -233,11 +278,19 @@ def _manifest_html(manifest: Mapping[str, Any]) -> str:
         rows.extend(_flatten(extra, "extra."))
     known = {"created_utc", "git_commit", "git_dirty", "params_sha256", "data_fingerprint",
              "python", "platform", "packages", "extra", "params", "manifest_version",
-             "python_implementation"}
+             "python_implementation", "provenance"}
     rows.extend((k, v) for k, v in manifest.items() if k not in known and not isinstance(
         v, Mapping))
-    full = json.dumps(manifest, indent=2, sort_keys=True, default=str)
-    return (_kv_table(rows) + "<details><summary>Full run manifest (JSON)</summary>"
+    shown = dict(manifest)
+    prov_html = ""
+    prov = manifest.get("provenance")
+    if isinstance(prov, Mapping):
+        prov_rows, prov_html = _provenance_html(prov, manifest.get("params_sha256"))
+        rows.extend(prov_rows)
+        shown["provenance"] = {k: v for k, v in prov.items() if k not in _INVOCATION_KEYS}
+    full = json.dumps(shown, indent=2, sort_keys=True, default=str)
+    return (_kv_table(rows) + prov_html + "<details><summary>Full run manifest (JSON; the "
+            "run's own session and CLI arguments are in run_manifest.json)</summary>"
             f"<pre>{esc(full)}</pre></details>")
 
 

@@ -20,6 +20,7 @@ from alphaminer.reporting import (
     build_report,
     comparison_table,
 )
+from alphaminer.reporting.manifest import data_fingerprint, provenance, relative_paths, run_context
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,29 @@ def mining_summary(data: dict[str, Any], planted_alphas: pd.DataFrame, panel: Pa
     return table
 
 
+#: the datasets the report node reads besides the per-method ones (pipeline.py's inputs)
+REPORT_DATASETS: tuple[str, ...] = ("data_report", "planted_alphas", "market_panel", "labels",
+                                    "splits")
+
+
+def _project_root() -> str:
+    """The Kedro project root (where ``kedro run`` runs): the run's, else the working folder."""
+    import os
+
+    return str(run_context().get("project_path") or os.getcwd())
+
+
+def report_provenance(market_panel: Panel, labels: pd.DataFrame,
+                      splits: dict[str, Any]) -> dict[str, Any]:
+    """The report's provenance: its inputs' versions and writers (from the run's context), the
+    content fingerprints of the unversioned panel, labels and splits as loaded, and the
+    command that redoes it (``kedro run --pipelines=reporting --load-versions=...``)."""
+    names = (*REPORT_DATASETS, *report_inputs().values())
+    loaded = {"market_panel": data_fingerprint(market_panel), "labels": data_fingerprint(labels),
+              "splits": data_fingerprint(splits)}
+    return provenance(run_context(), names, pipeline="reporting", loaded=loaded)
+
+
 def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any],
                           planted_alphas: pd.DataFrame, market_panel: Panel,
                           labels: pd.DataFrame, splits: dict[str, Any], min_stocks: int,
@@ -242,7 +266,10 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
     """Returns the HTML report, the figures (for kedro-viz), the comparison table, the manifest."""
     methods = method_results(data)
     fingerprint = str(data_report.get("panel", {}).get("fingerprint", "unknown"))
-    manifest = build_manifest(parameters, fingerprint)
+    manifest = build_manifest(parameters, fingerprint, provenance=report_provenance(
+        market_panel, labels, splits))
+    root = _project_root()  # the HTML shows local paths relative to the project
+    data_report = relative_paths(data_report, root)
     planted = planted_alphas if len(planted_alphas) else None
     mining = mining_summary(data, planted_alphas, market_panel, labels, splits, min_stocks)
     sections = []
@@ -258,8 +285,8 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
     summary = data.get("comparison_summary")
     if isinstance(summary, dict) and summary.get("html"):
         sections.append(("multi-seed", "Methods over seeds", summary["html"]))
-    html = build_report(methods, manifest, data_report=data_report, planted=planted,
-                        mining=mining, sections=sections)
+    html = build_report(methods, relative_paths(manifest, root), data_report=data_report,
+                        planted=planted, mining=mining, sections=sections)
     figures = all_method_figures(methods)
     table = comparison_table(methods, numeric=True).reset_index()
     return html, figures, table, manifest

@@ -48,6 +48,8 @@ def test_namespace_templates_per_method(pipelines):
 
 def test_default_is_connected_end_to_end(pipelines):
     free = pipelines["__default__"].inputs()
-    # the one free dataset: AlphaFormer's model, which falls back to the shipped pre-trained one
-    assert all(i.startswith("params:") or i in {"parameters", "alphaformer.model"}
+    # the free datasets: AlphaFormer's model, which falls back to the shipped pre-trained one,
+    # and the multi-seed comparison's records (read-only; empty until `kedro compare` has run)
+    assert all(i.startswith("params:") or i in {"parameters", "alphaformer.model",
+                                                 "comparison_records"}
                for i in free), free

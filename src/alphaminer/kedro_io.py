@@ -178,18 +178,26 @@ class ComparisonRecordsDataset(AbstractDataset):
         return {"path": str(self._root)}
 
     def load(self) -> list[dict[str, Any]]:
-        import json
         from pathlib import Path
 
         root = Path(str(self._root))
         if not root.is_dir():
             return []
-        out = []
-        for ds in sorted(root.glob(f"*/seed_*/07_model_output/*/{self.RECORD}")):
-            versions = sorted(v for v in ds.iterdir() if (v / self.RECORD).is_file())
-            if versions:
-                out.append(json.loads((versions[-1] / self.RECORD).read_text()))
-        return out
+        found = (self.latest(ds) for ds in
+                 sorted(root.glob(f"*/seed_*/07_model_output/*/{self.RECORD}")))
+        return [r for r in found if r is not None]
+
+    @classmethod
+    def latest(cls, folder: Any) -> dict[str, Any] | None:
+        """The newest version of one pair's versioned record folder, or None."""
+        import json
+        from pathlib import Path
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            return None
+        versions = sorted(v for v in folder.iterdir() if (v / cls.RECORD).is_file())
+        return json.loads((versions[-1] / cls.RECORD).read_text()) if versions else None
 
     def save(self, data: Any) -> None:
         raise DatasetError("comparison_records is read-only: each pair's run writes its own "

@@ -80,11 +80,9 @@ def project_parameters(project: Path, env: str | None, extra: Mapping[str, Any]
 
 def latest_record(project: Path, root: str, method: str) -> dict[str, Any] | None:
     """The newest ``<method>.comparison_record`` under a pair's data root, if any."""
-    folder = project / root / "07_model_output" / method / RECORD
-    if not folder.is_dir():
-        return None
-    versions = sorted(v for v in folder.iterdir() if (v / RECORD).is_file())
-    return json.loads((versions[-1] / RECORD).read_text()) if versions else None
+    from alphaminer.kedro_io import ComparisonRecordsDataset
+
+    return ComparisonRecordsDataset.latest(project / root / "07_model_output" / method / RECORD)
 
 
 def write_record(project: Path, root: str, method: str, record: Mapping[str, Any]) -> Path:
@@ -211,7 +209,8 @@ def run_comparison(project: str | Path, env: str | None = None,
     """
     project = Path(project).resolve()
     extra = parse_params(params)
-    cfg = project_parameters(project, env, extra).get("comparison", {}) or {}
+    params_now = project_parameters(project, env, extra)
+    cfg = params_now.get("comparison", {}) or {}
     methods = list(methods or cfg.get("methods") or ALL_METHODS)
     unknown = sorted(set(methods) - set(ALL_METHODS))
     if unknown:
@@ -220,7 +219,6 @@ def run_comparison(project: str | Path, env: str | None = None,
     if not seeds:
         raise ValueError("no seeds to run")
     timeout_s = timeout_s if timeout_s is not None else cfg.get("timeout_s")
-    params_now = project_parameters(project, env, extra)
     digest = comparison_hash(params_now)
     progress(f"comparison {digest}: {len(methods)} methods x {len(seeds)} seeds "
              f"under {BASE}/{digest}/")

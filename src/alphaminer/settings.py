@@ -24,3 +24,7 @@ CONFIG_LOADER_ARGS = {
         "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
     },
 }
+
+# kedro-mlflow registers its hooks through an entry point as soon as it is installed; the
+# project decides itself whether and how a run is tracked.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)

@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 from alphaminer.backtest import BacktestConfig
 from alphaminer.combination import METHODS as COMBINATION_METHODS
 from alphaminer.combination import DynamicLinearConfig, GBMConfig, LassoPoolConfig
+from alphaminer.combination.base import TARGETS as COMBINATION_TARGETS
 from alphaminer.combination.ml_baselines import TreeConfig
 from alphaminer.combination.rank_average import RankAverageConfig
 from alphaminer.combination.registry import AutoConfig
@@ -277,10 +278,16 @@ COMBINER_BLOCKS: dict[str, type[DataclassModel]] = {
     "dynamic_linear": DynamicLinearParams, "rank_average": RankAverageParams}
 CombinerName = Literal["lasso_pool", "xgboost", "lightgbm", "dynamic_linear", "rank_average"]
 assert set(get_args(CombinerName)) == set(COMBINATION_METHODS) == set(COMBINER_BLOCKS)
+#: an ``auto`` candidate: a combiner, or ``<combiner>@<target>`` for a combiner with a target
+#: treatment (the lasso pool fitted to the ranked label: ``lasso_pool@rank``)
+AutoCandidate = Literal[tuple(  # type: ignore[valid-type]
+    [*get_args(CombinerName)]
+    + [f"{m}@{t}" for m in get_args(CombinerName) for t in COMBINATION_TARGETS
+       if "target" in {f.name for f in dataclasses.fields(COMBINER_BLOCKS[m].config_class)}])]
 #: ``auto``'s own block: which combiners it compares and by what (their settings are the
 #: sibling blocks of the same ``<method>.combination``)
 AutoParams = model_of(AutoConfig, "AutoParams", exclude=("configs",),
-                      overrides={"candidates": (list[CombinerName],
+                      overrides={"candidates": (list[AutoCandidate],
                                                 Field(default_factory=lambda: list(
                                                     AutoConfig().candidates)))})
 
@@ -301,7 +308,8 @@ class CombinationParams(ConfigModel):
         """The chosen combiner's config dataclass (``auto``: its candidates' blocks too)."""
         if self.model == "auto":
             cfg = self.auto.to_config()
-            cfg.configs = {n: getattr(self, n).to_config() for n in cfg.candidates}
+            cfg.configs = {n: getattr(self, n.partition("@")[0]).to_config()
+                           for n in cfg.candidates}
             return cfg
         return getattr(self, self.model).to_config()
 

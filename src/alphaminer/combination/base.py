@@ -30,7 +30,8 @@ from alphaminer.evaluation import daily_ic, daily_rank_ic, ic_summary
 from alphaminer.expr.kernels import cs_rank, cs_zscore
 from alphaminer.runtime import config_from as _config_from
 
-TARGETS: tuple[str, ...] = ("zscore", "rank", "raw")
+#: per-day treatments of the label a combiner can be fitted to (:func:`transform_target`)
+TARGETS: tuple[str, ...] = ("zscore", "rank", "raw", "winsor")
 
 
 def segment_splits(splits: Any, T: int) -> Splits:
@@ -158,9 +159,9 @@ class CombinationInputs:
         """``[K, T]`` daily rank IC of every factor with the label."""
         return daily_rank_ic(self.values, self.y, min_stocks=self.min_stocks)
 
-    def target(self, kind: str) -> torch.Tensor:
-        """The regression target: the label, per-day z-scored / ranked, or raw."""
-        return transform_target(self.y, kind)
+    def target(self, kind: str, winsor_quantile: float = 0.01) -> torch.Tensor:
+        """The regression target: the label, per-day z-scored / ranked / winsorised, or raw."""
+        return transform_target(self.y, kind, winsor_quantile)
 
     def fit_rows(self, seg: str) -> tuple[int, int]:
         return self.splits.fit_rows(seg, self.horizon)
@@ -188,12 +189,26 @@ class CombinationInputs:
         return [int(i) for i in order[: max(1, min(int(k), self.K))]]
 
 
-def transform_target(y: torch.Tensor, kind: str) -> torch.Tensor:
-    """``zscore``: per-day z-score; ``rank``: per-day rank centred to (-0.5, 0.5]; ``raw``."""
+def transform_target(y: torch.Tensor, kind: str, winsor_quantile: float = 0.01) -> torch.Tensor:
+    """``zscore``: per-day z-score; ``rank``: per-day rank centred to (-0.5, 0.5]; ``winsor``:
+    per-day clip at the ``q`` and ``1 − q`` quantiles of the finite values (linear
+    interpolation); ``raw``. NaN stays NaN. Per day, so no day's value depends on another day.
+
+    Why: the 20-day label is fat-tailed; a squared loss on it lets a few extreme names set a
+    linear model's weights, and ``rank`` / ``winsor`` bound their influence."""
     if kind == "zscore":
         return cs_zscore(y)
     if kind == "rank":
         return cs_rank(y) - 0.5
+    if kind == "winsor":
+        if not 0.0 < winsor_quantile < 0.5:
+            raise ValueError(f"winsor_quantile must be in (0, 0.5), got {winsor_quantile}")
+        q = torch.tensor([winsor_quantile, 1.0 - winsor_quantile], dtype=torch.float64,
+                         device=y.device)
+        y64 = y.to(torch.float64)
+        bounds = torch.nanquantile(y64, q, dim=-1)  # [2, T]
+        lo, hi = bounds[0].unsqueeze(-1), bounds[1].unsqueeze(-1)
+        return torch.minimum(torch.maximum(y64, lo), hi).to(y.dtype)
     if kind == "raw":
         return y
     raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")

@@ -6,6 +6,13 @@ The pool is fitted on the train segment's fit rows: factors are offered to an
 the weights minimise ``mean((Σ w_k z_k − y_z)²) + λ‖w‖₁`` on per-day z-scores. The signal on every
 day is the pool's own :meth:`~alphaminer.evaluation.AlphaPool.combined` — ``Σ w_k z_k`` with NaN → 0
 per factor — and NaN where a stock has no finite member value that day (outside the universe).
+
+``target`` chooses what the pool is fitted to. The 20-day label is fat-tailed, and a squared loss
+on its z-scores lets a handful of extreme days and names set the weights: ``rank`` fits the
+per-day cross-sectional rank of the label instead, ``winsor`` the label clipped per day at its
+``winsor_quantile`` / ``1 − winsor_quantile`` quantiles. The signal is always judged on the raw
+label (the project's IC). ``auto`` compares the treatments as separate candidates
+(``lasso_pool@rank``, ``lasso_pool@winsor``) on validation.
 """
 
 from __future__ import annotations
@@ -16,7 +23,13 @@ from typing import Any
 
 import torch
 
-from alphaminer.combination.base import CombinationInputs, CombinationResult, jsonable
+from alphaminer.combination.base import (
+    TARGETS,
+    CombinationInputs,
+    CombinationResult,
+    jsonable,
+    transform_target,
+)
 from alphaminer.evaluation import AlphaPool
 
 
@@ -31,6 +44,9 @@ class LassoPoolConfig:
         n_trials: optuna trials on the validation IC (0 → use ``l1``).
         seed: TPE sampler seed; l1_range: optuna search space (log-uniform).
         progress: show a tqdm bar over optuna trials.
+        target: the fitting target's treatment, one of :data:`~alphaminer.combination.base.TARGETS`
+            (module docstring; ``zscore`` equals ``raw`` here, the pool z-scores anyway).
+        winsor_quantile: the per-day clipping quantile of ``target="winsor"``, in (0, 0.5).
     """
 
     l1: float = 0.005
@@ -40,8 +56,14 @@ class LassoPoolConfig:
     seed: int = 0
     l1_range: tuple[float, float] = (1e-4, 0.05)
     progress: bool = True
+    target: str = "raw"
+    winsor_quantile: float = 0.01
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if not 0.0 < self.winsor_quantile < 0.5:
+            raise ValueError(f"winsor_quantile must be in (0, 0.5), got {self.winsor_quantile}")
         if not self.l1 >= 0:
             raise ValueError(f"l1 must be >= 0, got {self.l1}")
         if self.capacity is not None and self.capacity < 1:
@@ -62,7 +84,7 @@ def build_pool(inputs: CombinationInputs, config: LassoPoolConfig) -> AlphaPool:
         l1=float(config.l1),
         dup_threshold=float(config.dup_threshold),
         min_stocks=inputs.min_stocks,
-        target=inputs.y[t0:t1],
+        target=transform_target(inputs.y[t0:t1], config.target, config.winsor_quantile),
         compute_rank_ic=False,
     )
     for name, v in zip(inputs.names, inputs.values):
@@ -86,11 +108,13 @@ def fit_lasso_pool(inputs: CombinationInputs, config: LassoPoolConfig) -> Combin
         "l1": float(config.l1),
         "capacity": inputs.K if config.capacity is None else int(config.capacity),
         "dup_threshold": float(config.dup_threshold),
+        "target": config.target,
     }
     model = {
         "method": "lasso_pool",
         "pool": pool.to_dict(),
         "weights": weights,
+        # IC against the fitting target (the treated label when ``target`` is not raw)
         "train_pool_ic": _finite_or_none(pool.pool_ic()),
         "params": params,
         "config": jsonable(asdict(config)),

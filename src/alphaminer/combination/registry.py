@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 import torch
 
-from alphaminer.combination.base import CombinationInputs, CombinationResult, config_from
+from alphaminer.combination.base import TARGETS, CombinationInputs, CombinationResult, config_from
 from alphaminer.combination.dynamic import (
     DynamicLinearConfig,
     DynamicLinearState,
@@ -81,6 +81,39 @@ METHODS: dict[str, MethodSpec] = {
     ),
 }
 
+def split_variant(name: str) -> tuple[str, str | None]:
+    """``"lasso_pool@rank"`` → ``("lasso_pool", "rank")``; ``"xgboost"`` → ``("xgboost", None)``.
+
+    A variant is the combiner fitted to a treated label (its config's ``target`` field, e.g.
+    :data:`~alphaminer.combination.base.TARGETS`), so ``auto`` can choose the target
+    treatment on validation like any other choice."""
+    base, sep, variant = name.partition("@")
+    return base, (variant if sep else None)
+
+
+def candidate_config(name: str, config: Any) -> Any:
+    """The config of ``auto`` candidate ``name``: its combiner's config (``config`` or the
+    defaults), with ``target`` set to the variant when ``name`` has one."""
+    base, variant = split_variant(name)
+    spec = _spec(base)
+    cfg = config_from(spec.config_cls, config)
+    if variant is None:
+        return cfg
+    if not (is_dataclass(cfg) and "target" in {f.name for f in fields(cfg)}):
+        raise ValueError(f"auto candidate {name!r}: {base} has no target treatment")
+    return replace(cfg, target=variant)
+
+
+def _is_candidate(name: str) -> bool:
+    base, variant = split_variant(name)
+    if base not in METHODS:
+        return False
+    if variant is None:
+        return True
+    return "target" in {f.name for f in fields(METHODS[base].config_cls)} and \
+        variant in TARGETS
+
+
 #: what ``auto`` may rank its candidates by (validation fit rows)
 AUTO_CRITERIA: tuple[str, ...] = ("valid_rank_ic", "valid_ic", "valid_rank_icir", "valid_icir")
 
@@ -90,10 +123,12 @@ class AutoConfig:
     """``auto``: fit every candidate combiner, keep the best on the validation split.
 
     Attributes:
-        candidates: registry names to try, in order (ties keep the earlier one).
+        candidates: registry names to try, in order (ties keep the earlier one); a name may
+            carry a target treatment, ``lasso_pool@rank`` (:func:`split_variant`).
         criterion: the validation statistic compared (:data:`AUTO_CRITERIA`); RankIC by default,
             since the 20-day label's fat tails can make the Pearson IC disagree with it.
-        configs: each candidate's config (mapping or dataclass; missing → its defaults).
+        configs: each candidate's config (mapping or dataclass; missing → its defaults), keyed
+            by candidate name; a variant without its own entry uses its combiner's.
     """
 
     candidates: tuple[str, ...] = ("lasso_pool", "lightgbm", "rank_average")
@@ -104,7 +139,7 @@ class AutoConfig:
         self.candidates = tuple(self.candidates)
         if not self.candidates:
             raise ValueError("auto needs at least one candidate combiner")
-        bad = sorted(set(self.candidates) - set(METHODS))
+        bad = sorted(n for n in self.candidates if not _is_candidate(n))
         if bad:
             raise ValueError(f"unknown auto candidates {bad}; choose from {sorted(METHODS)}")
         if self.criterion not in AUTO_CRITERIA:
@@ -118,10 +153,10 @@ def combine_auto(inputs: CombinationInputs, config: AutoConfig) -> CombinationRe
     results: dict[str, CombinationResult] = {}
     table: dict[str, dict[str, Any]] = {}
     for name in config.candidates:
-        spec = _spec(name)
+        spec = _spec(split_variant(name)[0])
+        own = config.configs.get(name, config.configs.get(split_variant(name)[0]))
         try:
-            res = run_method(spec, inputs, config_from(spec.config_cls,
-                                                      config.configs.get(name)))
+            res = run_method(spec, inputs, candidate_config(name, own))
         except (ValueError, RuntimeError) as err:
             table[name] = {"error": f"{type(err).__name__}: {err}"}
             continue

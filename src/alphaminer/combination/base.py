@@ -66,6 +66,8 @@ class CombinationResult:
         selected: names of the factors the model uses.
         study: optuna trials frame when tuned, else ``None``.
         daily_weights: ``[T, K]`` per-day linear weights (``dynamic_linear`` only).
+        candidates: ``auto`` only: every candidate's ``[T, S]`` signal, keyed by candidate name
+            (the chosen one included), so combiners can be compared side by side.
     """
 
     method: str
@@ -76,6 +78,7 @@ class CombinationResult:
     selected: list[str] = field(default_factory=list)
     study: pd.DataFrame | None = None
     daily_weights: torch.Tensor | None = None
+    candidates: dict[str, torch.Tensor] | None = None
 
     def model_json(self) -> str:
         """The model description as a JSON string (what the catalog stores)."""

@@ -174,6 +174,7 @@ def combine_auto(inputs: CombinationInputs, config: AutoConfig) -> CombinationRe
     out.model = {**out.model, "auto": {"chosen": best, "criterion": config.criterion,
                                        "candidates": table}}
     out.params = {**out.params, "auto_chosen": best}
+    out.candidates = {n: r.signal for n, r in results.items()}
     return out
 
 

@@ -39,3 +39,41 @@ def test_mean_mutual_abs_corr_matches_pairwise_numpy() -> None:
     got = mean_mutual_abs_corr(torch.tensor(v, dtype=torch.float32))
     assert got == pytest.approx(want, abs=1e-5)
     assert np.isnan(mean_mutual_abs_corr(torch.tensor(v[:1], dtype=torch.float32)))
+
+
+def _np_mean_ic(x: np.ndarray, y: np.ndarray, min_stocks: int = 10) -> float:
+    vals = []
+    for t in range(x.shape[0]):
+        ok = np.isfinite(x[t]) & np.isfinite(y[t])
+        if ok.sum() >= min_stocks and np.std(x[t, ok]) > 0 and np.std(y[t, ok]) > 0:
+            vals.append(np.corrcoef(x[t, ok], y[t, ok])[0, 1])
+    return float(np.mean(vals))
+
+
+def test_miner_table_orients_each_alpha_by_its_train_ic() -> None:
+    from alphaminer.data import CleanConfig, SourceConfig, clean, load_source
+    from alphaminer.data.labels import make_labels
+    from alphaminer.evaluation.alphaset import AlphaSet
+    from alphaminer.evaluation.recovery import miner_table
+    from alphaminer.expr import Evaluator
+
+    raw = load_source(SourceConfig.from_dict(
+        {"kind": "simulator", "simulator": {"n_stocks": 30, "n_days": 200, "seed": 2}}))
+    panel = clean(raw, CleanConfig()).to_panel()
+    y = make_labels(panel, 5, "close")
+    formulas = ["TsReturn(close,5d)", "Neg(TsReturn(close,5d))", "Std(close,10d)"]
+    aset = AlphaSet("m", formulas)
+    train, test = (0, 120), (130, 195)
+    plain = miner_table({"m": aset}, panel, y, test).iloc[0]
+    oriented = miner_table({"m": aset}, panel, y, test, orient_days=train).iloc[0]
+    v = aset.values(panel, Evaluator(panel)).numpy().astype(np.float64)
+    yn = y.numpy().astype(np.float64)
+    test_ic = [_np_mean_ic(v[k, slice(*test)], yn[slice(*test)]) for k in range(3)]
+    sign = [np.sign(_np_mean_ic(v[k, slice(*train)], yn[slice(*train)])) for k in range(3)]
+    assert plain["ic_mean"] == pytest.approx(np.mean(test_ic), abs=1e-5)
+    assert oriented["ic_mean"] == pytest.approx(np.mean(np.multiply(sign, test_ic)), abs=1e-5)
+    assert bool(oriented["oriented"]) and "oriented" not in plain.index
+    # a formula and its negation count the same once oriented
+    one = miner_table({"a": AlphaSet("a", formulas[:1])}, panel, y, test, orient_days=train)
+    neg = miner_table({"b": AlphaSet("b", formulas[1:2])}, panel, y, test, orient_days=train)
+    assert one["ic_mean"].item() == pytest.approx(neg["ic_mean"].item(), abs=1e-6)

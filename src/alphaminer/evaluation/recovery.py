@@ -62,11 +62,18 @@ def mean_mutual_abs_corr(values: torch.Tensor, min_stocks: int = 10) -> float:
 
 def miner_table(alpha_sets: Mapping[str, Any], panel: Any, target: torch.Tensor,
                 days: tuple[int, int], planted: Any = None, min_stocks: int = 10,
-                threshold: float = RECOVERY_THRESHOLD) -> pd.DataFrame:
+                threshold: float = RECOVERY_THRESHOLD,
+                orient_days: tuple[int, int] | None = None) -> pd.DataFrame:
     """Per alpha-set method, on one segment (``days``): Alpha2's Table 4 layout — number of
     alphas, candidates generated, mean ± std of the alphas' IC and RankIC, mean mutual |corr| —
     and, with ``planted`` (an :class:`AlphaSet` of the planted formulas), the best |corr| with
-    each planted formula and how many reach ``threshold``."""
+    each planted formula and how many reach ``threshold``.
+
+    ``orient_days`` (the train segment, normally): each alpha's IC and RankIC on ``days`` are
+    multiplied by the sign of its mean IC on those days (``oriented: True`` in the table). Why:
+    a miner may keep a formula whose IC is negative (a pool gives it a negative weight), so the
+    raw mean mixes signs and understates what the alphas predict; orienting on train uses no
+    information from ``days``."""
     from alphaminer.evaluation.metrics import daily_rank_ic
     from alphaminer.expr import Evaluator
 
@@ -79,9 +86,17 @@ def miner_table(alpha_sets: Mapping[str, Any], panel: Any, target: torch.Tensor,
         row: dict[str, Any] = {"method": method, "n_alphas": len(aset),
                                "n_candidates": (aset.meta or {}).get("n_candidates")}
         if len(aset):
-            v = aset.values(panel, ev)[:, t0:t1]
+            full = aset.values(panel, ev)
+            v = full[:, t0:t1]
             ic = ic_stats(daily_ic(v, y, min_stocks))[0].cpu().numpy()
             ric = ic_stats(daily_rank_ic(v, y, min_stocks))[0].cpu().numpy()
+            if orient_days is not None:
+                o0, o1 = orient_days
+                sign = np.sign(ic_stats(daily_ic(full[:, o0:o1], target[o0:o1],
+                                                 min_stocks))[0].cpu().numpy())
+                sign = np.where(sign == 0, 1.0, sign)  # NaN stays NaN
+                ic, ric = ic * sign, ric * sign
+                row["oriented"] = True
             row.update(ic_mean=float(np.nanmean(ic)), ic_std=float(np.nanstd(ic, ddof=1))
                        if np.isfinite(ic).sum() > 1 else np.nan,
                        rank_ic_mean=float(np.nanmean(ric)),

@@ -213,8 +213,9 @@ def comparison_html(summary: Mapping[str, pd.DataFrame], methods: Sequence[str],
              "portfolio (docs/metrics.md).</p>"]
     if len(summary.get("table4", ())):
         parts += ["<h3>Table 4: the mined alphas themselves</h3>", frame_table(summary["table4"]),
-                  '<p class="muted">Mean test IC/RankIC of each alpha in the set and their mean '
-                  "mutual |corr| (lower = more diverse).</p>"]
+                  '<p class="muted">Mean test IC/RankIC of each alpha in the set, each alpha '
+                  "oriented by the sign of its train IC (a pool gives a negative-IC alpha a "
+                  "negative weight), and their mean mutual |corr| (lower = more diverse).</p>"]
     share = summary.get("oracle_share", pd.DataFrame())
     if len(share) and share["share mean"].notna().any():
         parts += ["<h3>Test IC as a share of the oracle's</h3>",

@@ -50,7 +50,7 @@ def alpha_set_record(method: str, backtest_metrics: dict[str, Any], alphas: dict
     aset = AlphaSet.from_dict(alphas)
     row = miner_table({method: aset}, market_panel, labels_tensor(market_panel, labels),
                       _segment(backtest_metrics, splits), _planted(planted_alphas),
-                      min_stocks).iloc[0].to_dict()
+                      min_stocks, orient_days=split_ranges(splits)["train"]).iloc[0].to_dict()
     mined = {k: row.get(k) for k in ("n_alphas", "ic_mean", "rank_ic_mean",
                                      "mean_mutual_abs_corr")}
     planted = {k[len("corr_"):]: v for k, v in row.items() if k.startswith("corr_")}

@@ -92,3 +92,16 @@ def test_report_table_has_one_labelled_row_per_combiner(market) -> None:
     assert row["chosen"] == "✓"
     assert row["RankIC"] == f"{table.loc[table['chosen'], 'rank_ic'].item():.4f}"
     assert row["Sharpe"] == f"{table.loc[table['chosen'], 'sharpe_standard'].item():.2f}"
+
+
+def test_section_lists_the_rows_or_says_why_not(market) -> None:
+    from alphaminer.reporting.combiners import combiners_section
+
+    sid, title, html = combiners_section({"gp": None})
+    assert sid == "combiners" and "No combiner comparison" in html
+    panel, labels, splits = market
+    params = {"model": "lasso_pool", "lasso_pool": {"n_trials": 0}}
+    *_, metrics, _, cands = combine_alphas(_alphas(), panel, labels, splits, params, 10)
+    table = compare_combiners(cands, metrics, panel, labels, splits, BACKTEST, 10)
+    _, _, html = combiners_section({"library": table}, horizon=5)
+    assert "library/lasso_pool" in html and "5-day label" in html

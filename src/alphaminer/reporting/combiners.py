@@ -52,3 +52,24 @@ def combiners_table(tables: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame:
     out.insert(0, "valid RankIC", [f"{v:.4f}" if pd.notna(v) else "–" for v in valid])
     out.insert(0, "chosen", ["✓" if c else "" for _, c in rows])
     return out
+
+
+def combiners_section(tables: Mapping[str, pd.DataFrame | None],
+                      horizon: int | None = None) -> tuple[str, str, str]:
+    """``(id, title, html)`` of the report section; says how to get rows when there are none."""
+    from alphaminer.reporting.report import esc, frame_table
+
+    table = combiners_table(tables)
+    if table.empty:
+        body = ('<p class="muted">No combiner comparison in this run: the <code>combination'
+                "</code> pipeline writes one per alpha-set method (its <code>auto.candidates"
+                "</code>, or the one combiner it was given).</p>")
+    else:
+        label = f"the {horizon}-day label" if horizon else "the label"
+        body = (f"<p>Every combiner each alpha-set method fitted, backtested exactly as the "
+                f"method's own signal (same segment, portfolio and costs). IC and RankIC are "
+                f"against {esc(label)}. <b>chosen</b> is the method's signal: the best "
+                f"validation RankIC (<code>auto</code>); the test columns were not used to "
+                f"choose.</p>" + frame_table(table.reset_index().rename(
+                    columns={"method": "method/combiner"})))
+    return "combiners", "Combiners side by side", body

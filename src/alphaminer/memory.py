@@ -1,0 +1,118 @@
+"""Peak memory per node: what each stage of a run needs, read from the kernel.
+
+Before each node the process's peak-RSS mark is reset (``/proc/self/clear_refs``, value 5);
+after it, ``VmHWM`` is that node's own peak and ``VmRSS`` what it left behind. Kedro's
+SequentialRunner and ThreadRunner call node hooks in the run's process (ThreadRunner's nodes
+overlap, so a peak there is shared by the nodes running at the time); ParallelRunner's and the
+Dask runner's workers do not call them. Where the kernel has no ``/proc`` (macOS), the hook
+records nothing. The table (``memory_table``) is logged at the end of a run and written to
+``<data_root>/08_reporting/memory/<run start>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+log = logging.getLogger(__name__)
+
+_STATUS = Path("/proc/self/status")
+_CLEAR = Path("/proc/self/clear_refs")
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def rss_bytes() -> int | None:
+    """Current resident set size of this process (None where /proc is absent)."""
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib * 1024
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak RSS since the process started or since the last :func:`reset_peak`."""
+    kib = _status_kib("VmHWM")
+    return None if kib is None else kib * 1024
+
+
+def reset_peak() -> bool:
+    """Reset the peak-RSS mark to the current RSS (Linux ≥ 4.0); False where unsupported."""
+    try:
+        _CLEAR.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class MemoryHooks:
+    """Each node's peak and remaining RSS, the run's overall peak, as a table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._t0: dict[str, float] = {}
+        self._run_peak = 0
+        self._data_root: Path | None = None
+        self._started = ""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any,
+                            catalog: Any) -> None:
+        self.rows = []
+        self._run_peak = 0
+        self._started = time.strftime("%Y-%m-%dT%H.%M.%S")
+        runtime = run_params.get("runtime_params") or {}
+        project = Path(run_params.get("project_path") or Path.cwd())
+        root = Path(str(runtime.get("data_root", "data")))
+        self._data_root = root if root.is_absolute() else project / root
+
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
+        reset_peak()
+        self._t0[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any],
+                       outputs: dict[str, Any]) -> None:
+        peak, now = peak_rss_bytes(), rss_bytes()
+        if peak is None or now is None:
+            return
+        self._run_peak = max(self._run_peak, peak)
+        seconds = time.perf_counter() - self._t0.pop(node.name, time.perf_counter())
+        self.rows.append({"node": node.name, "peak_rss_mb": round(peak / 2**20, 1),
+                          "rss_after_mb": round(now / 2**20, 1), "seconds": round(seconds, 2)})
+        log.debug("memory: %s peak %.0f MB, %.0f MB after", node.name, peak / 2**20,
+                  now / 2**20)
+
+    def memory_table(self) -> dict[str, Any]:
+        """``{"run_peak_rss_mb", "nodes": [{node, peak_rss_mb, rss_after_mb, seconds}]}``."""
+        return {"run_peak_rss_mb": round(self._run_peak / 2**20, 1), "nodes": list(self.rows)}
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], run_result: Any, pipeline: Any,
+                           catalog: Any) -> None:
+        if not self.rows:
+            return
+        table = self.memory_table()
+        top = sorted(self.rows, key=lambda r: -r["peak_rss_mb"])[:5]
+        log.info("memory: run peak %.0f MB; highest nodes: %s", table["run_peak_rss_mb"],
+                 ", ".join(f"{r['node']} {r['peak_rss_mb']:.0f} MB" for r in top))
+        if self._data_root is None:
+            return
+        out = self._data_root / "08_reporting" / "memory" / f"{self._started}.json"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(table, indent=1))
+        except OSError as err:  # never fail a finished run over its memory log
+            log.warning("memory: could not write %s: %s", out, err)

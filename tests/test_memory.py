@@ -1,0 +1,53 @@
+"""Peak memory per node (``alphaminer.memory``): the kernel's peak mark, reset per node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alphaminer.memory import MemoryHooks, peak_rss_bytes, reset_peak
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists() or not reset_peak(),
+                                reason="needs Linux /proc peak-RSS reset")
+
+
+class _Node:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_each_node_gets_its_own_peak_and_the_table_is_written(tmp_path: Path) -> None:
+    hooks = MemoryHooks()
+    hooks.before_pipeline_run({"runtime_params": {"data_root": str(tmp_path / "d")},
+                               "project_path": str(tmp_path)}, None, None)
+    big, small = _Node("big"), _Node("small")
+    hooks.before_node_run(big, None, {})
+    a = np.ones(200 * 2**20 // 8)  # 200 MB, touched
+    hooks.after_node_run(big, None, {}, {})
+    del a
+    hooks.before_node_run(small, None, {})
+    b = np.ones(2**20 // 8)
+    hooks.after_node_run(small, None, {}, {})
+    del b
+    rows = {r["node"]: r for r in hooks.memory_table()["nodes"]}
+    # the big node's peak holds its 200 MB; the small node's peak was reset after it
+    assert rows["big"]["peak_rss_mb"] - rows["small"]["peak_rss_mb"] > 150
+    assert rows["small"]["peak_rss_mb"] >= rows["small"]["rss_after_mb"] - 1
+    assert hooks.memory_table()["run_peak_rss_mb"] == max(r["peak_rss_mb"] for r in rows.values())
+    hooks.after_pipeline_run({}, None, None, None)
+    files = list((tmp_path / "d" / "08_reporting" / "memory").glob("*.json"))
+    assert len(files) == 1
+    assert json.loads(files[0].read_text())["nodes"][0]["node"] == "big"
+
+
+def test_peak_mark_reset_and_read() -> None:
+    reset_peak()
+    base = peak_rss_bytes()
+    x = np.ones(64 * 2**20 // 8)
+    assert peak_rss_bytes() - base > 50 * 2**20
+    del x
+    reset_peak()
+    assert peak_rss_bytes() - base < 30 * 2**20

@@ -7,6 +7,8 @@
 - :class:`AlphaFormerModelDataset`: AlphaFormer weights + config, falling back to the shipped
   pre-trained model when no pre-training has run.
 - :class:`ComparisonRecordsDataset`: every (method, seed) record of the multi-seed comparison.
+- :class:`OptionalJSONDataset`: versioned JSON that loads as ``None`` while nothing has been
+  saved, for a report input whose pipeline is not part of every run.
 """
 
 from __future__ import annotations
@@ -160,6 +162,37 @@ class AlphaFormerModelDataset(_LocalVersioned):
             raise TypeError(f"AlphaFormerModelDataset saves a SavedModel, got "
                             f"{type(data).__name__}")
         save_model(data.model, self._path(load=False), data.meta)
+
+
+class OptionalJSONDataset(_LocalVersioned):
+    """Versioned JSON; loading before any version exists gives ``None`` instead of an error.
+
+    Why: ``synthetic_quality`` is written by ``synthetic_generation``, which is not in the default
+    run, yet the report shows it when it exists. As the same dataset (not a copy), a run with both
+    pipelines still orders the report after it."""
+
+    def load(self) -> Any:
+        import json
+
+        try:
+            path = self._path(load=True)
+        except DatasetError:
+            return None
+        if not self._fs.exists(path):
+            return None
+        with self._fs.open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+
+    def save(self, data: Any) -> None:
+        import json
+
+        path = self._path(load=False)
+        self._fs.makedirs(str(PurePosixPath(path).parent), exist_ok=True)
+        with self._fs.open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, default=str)
+
+    def _exists(self) -> bool:
+        return True
 
 
 class ComparisonRecordsDataset(AbstractDataset):

@@ -164,6 +164,13 @@ class AlphaFormerModelDataset(_LocalVersioned):
         save_model(data.model, self._path(load=False), data.meta)
 
 
+def _json_scalar(o: Any) -> Any:
+    """numpy scalars and arrays as numbers and lists; anything else is an error, as in json."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
 class OptionalJSONDataset(_LocalVersioned):
     """Versioned JSON; loading before any version exists gives ``None`` instead of an error.
 
@@ -189,7 +196,7 @@ class OptionalJSONDataset(_LocalVersioned):
         path = self._path(load=False)
         self._fs.makedirs(str(PurePosixPath(path).parent), exist_ok=True)
         with self._fs.open(path, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, default=str)
+            json.dump(data, f, indent=2, default=_json_scalar)
 
     def _exists(self) -> bool:
         return True

@@ -43,13 +43,18 @@ def test_namespace_templates_per_method(pipelines):
         assert f"{m}.signal" in outs
     for m in ALL_METHODS:
         assert f"{m}.backtest_metrics" in outs
+        assert f"{m}.tearsheet" in outs
     assert "research_report" in outs
+    # the report reads every method's tear sheet
+    report = next(p for p in pipelines["reporting"].nodes if p.name == "build_research_report")
+    assert {f"{m}.tearsheet" for m in ALL_METHODS} <= set(report.inputs)
 
 
 def test_default_is_connected_end_to_end(pipelines):
     free = pipelines["__default__"].inputs()
     # the free datasets: AlphaFormer's model, which falls back to the shipped pre-trained one,
-    # and the multi-seed comparison's records (read-only; empty until `kedro compare` has run)
+    # the multi-seed comparison's records (read-only; empty until `kedro compare` has run)
+    # and synthetic_generation's quality (null until that pipeline has run)
     assert all(i.startswith("params:") or i in {"parameters", "alphaformer.model",
-                                                 "comparison_records"}
+                                                 "comparison_records", "synthetic_quality"}
                for i in free), free

@@ -48,7 +48,9 @@ def synthetic_method(name: str, seed: int = 0, n_days: int = 260, n_alphas: int 
                "num_factors": float(n_alphas), "sharpe_standard": 1.1 + rng.normal(0, 0.1),
                "cagr_standard": 0.12, "max_drawdown_standard": -0.15, "sharpe_qlib": 1.0,
                "annualized_return_qlib": 0.11, "max_drawdown_qlib": -0.14,
-               "turnover": 0.1, "hit_rate": 0.53}
+               "turnover": 0.1, "hit_rate": 0.53,
+               "benchmark_cagr_standard": 0.05, "benchmark_ann_vol_standard": 0.16,
+               "benchmark_sharpe_standard": 0.31, "benchmark_max_drawdown_standard": -0.2}
     seed_metrics = None
     if n_seeds:
         seed_metrics = [{k: v + rng.normal(0, 0.01) for k, v in metrics.items()}
@@ -59,9 +61,18 @@ def synthetic_method(name: str, seed: int = 0, n_days: int = 260, n_alphas: int 
                              "feature": ["BN(ts_max(BN(ts_corr(open,low,10)),3))",
                                          "ts_mean(close,10)", "ts_zscore(volume,10)"],
                              "score": [0.9, 0.5, 0.2]})
+    # tear sheet: IC decaying with the horizon, a slowly changing signal (high autocorrelation)
+    ts = {"date": dates}
+    for h, scale in ((1, 0.3), (5, 0.6), (10, 0.8), (20, 1.0)):
+        ts[f"ic_{h}d"] = scale * ic + rng.normal(0, 0.01, n_days)
+        ts[f"rank_ic_{h}d"] = ts[f"ic_{h}d"] + rng.normal(0, 0.01, n_days)
+    for lag, level in ((1, 0.95), (5, 0.8), (20, 0.5)):
+        ts[f"rank_autocorr_{lag}d"] = np.clip(rng.normal(level, 0.03, n_days), -1, 1)
+    tearsheet = pd.DataFrame(ts)
     return MethodResults(name=name, alphas=alphas, daily=daily, ic_series=ic_series,
                          quantiles=quantiles, metrics=metrics, seed_metrics=seed_metrics,
-                         attribution=attr, notes=[f"synthetic {name} run, seed {seed}"])
+                         attribution=attr, notes=[f"synthetic {name} run, seed {seed}"],
+                         tearsheet=tearsheet, label_horizon=20)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaminer.reporting import FIGURE_KEYS, build_report
+from alphaminer.reporting import FIGURE_KEYS, TEARSHEET_KEYS, build_report
 
 
 class _Collector(HTMLParser):
@@ -48,7 +48,8 @@ def test_self_contained(report):
     assert "http://" not in html and "https://" not in html
     assert not [t for t, _ in tags if t in ("script", "link", "iframe", "object", "embed")]
     imgs = [a for t, a in tags if t == "img"]
-    assert len(imgs) == len(methods) * len(FIGURE_KEYS)
+    # per method: the backtest figures and the tear sheet; plus the all-methods IC decay
+    assert len(imgs) == len(methods) * (len(FIGURE_KEYS) + len(TEARSHEET_KEYS)) + 1
     for a in imgs:
         src = a["src"]
         assert src.startswith("data:image/png;base64,")
@@ -95,9 +96,10 @@ def test_report_handles_empty_frames(make_method, manifest):
     m.quantiles = pd.DataFrame({"date": pd.Series([], dtype="datetime64[ns]")})
     m.ic_series = m.ic_series.iloc[:0]
     m.daily = m.daily.drop(columns=["turnover", "benchmark_return", "excess_return"])
+    m.tearsheet = None
     html = build_report([m], manifest)
     assert "No alpha set" in html
-    assert html.count("data:image/png;base64,") == len(FIGURE_KEYS)
+    assert html.count("data:image/png;base64,") == len(FIGURE_KEYS) + len(TEARSHEET_KEYS)
     with pytest.raises(ValueError, match="at least one"):
         build_report([], manifest)
     with pytest.raises(TypeError, match="MethodResults"):
@@ -172,7 +174,7 @@ def test_all_method_figures_flat_names(make_method):
 
 def test_figures_are_causal(make_method):
     """Changing data after day t leaves every plotted value at days <= t unchanged."""
-    from alphaminer.reporting import method_figures
+    from alphaminer.reporting import method_figures, tearsheet_figures
 
     m1 = make_method("c", seed=9, n_days=100)
     m2 = make_method("c", seed=9, n_days=100)
@@ -180,11 +182,15 @@ def test_figures_are_causal(make_method):
     rng = np.random.default_rng(0)
     for frame, cols in ((m2.daily, ["return", "benchmark_return", "excess_return", "turnover"]),
                         (m2.ic_series, ["ic", "rank_ic"]),
-                        (m2.quantiles, ["q1", "q2", "q3", "q4", "q5", "long_short"])):
+                        (m2.quantiles, ["q1", "q2", "q3", "q4", "q5", "long_short"]),
+                        (m2.tearsheet, [c for c in m2.tearsheet.columns if c != "date"])):
         for c in cols:
             frame.loc[t + 1:, c] = rng.normal(0, 0.05, len(frame) - t - 1)
-    f1, f2 = method_figures(m1), method_figures(m2)
-    for key in FIGURE_KEYS:
+    f1 = {**method_figures(m1), **tearsheet_figures(m1)}
+    f2 = {**method_figures(m2), **tearsheet_figures(m2)}
+    # the IC histogram / QQ plot, the monthly heatmap and the IC decay are not time series
+    for key in (*FIGURE_KEYS, "quantile_cumulative", "quantile_spread", "rank_autocorr",
+                "excess_cost"):
         for ax1, ax2 in zip(f1[key].axes, f2[key].axes):
             for l1, l2 in zip(ax1.lines, ax2.lines):
                 y1, y2 = np.asarray(l1.get_ydata(), float), np.asarray(l2.get_ydata(), float)

@@ -10,10 +10,12 @@ See ``docs/report.md``.
 
 from alphaminer.reporting.figures import (
     FIGURE_KEYS,
+    TEARSHEET_KEYS,
     FigureConfig,
     all_method_figures,
     figure_to_base64_png,
     method_figures,
+    tearsheet_figures,
 )
 from alphaminer.reporting.manifest import (
     build_manifest,
@@ -30,6 +32,7 @@ __all__ = [
     "ALPHA_COLUMNS",
     "COLUMNS",
     "FIGURE_KEYS",
+    "TEARSHEET_KEYS",
     "Column",
     "all_method_figures",
     "FigureConfig",
@@ -45,4 +48,5 @@ __all__ = [
     "method_figures",
     "package_versions",
     "params_hash",
+    "tearsheet_figures",
 ]

@@ -21,9 +21,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from alphaminer.reporting.results import MethodResults
+from alphaminer.reporting.tearsheet import (
+    excess_with_without_cost,
+    ic_decay,
+    monthly_ic,
+    quantile_cumulative,
+    quantile_spread,
+    rank_autocorr_summary,
+)
 
 #: Keys of :func:`method_figures`, in report order.
 FIGURE_KEYS = ("cumret_vs_benchmark", "drawdown", "ic_series", "quintiles", "turnover")
+#: Keys of :func:`tearsheet_figures` (the factor tear sheet), in report order.
+TEARSHEET_KEYS = ("ic_distribution", "monthly_ic", "ic_decay", "quantile_cumulative",
+                  "quantile_spread", "rank_autocorr", "excess_cost")
 
 _QCOL = re.compile(r"^q(\d+)$", re.IGNORECASE)
 _COLORS = {"strategy": "#1f4e9c", "benchmark": "#8a8a8a", "excess": "#d9480f",
@@ -154,7 +165,8 @@ def drawdown_figure(daily: pd.DataFrame, title: str = "",
     return fig
 
 
-def ic_figure(ic_series: pd.DataFrame, title: str = "", cfg: FigureConfig | None = None) -> Figure:
+def ic_figure(ic_series: pd.DataFrame, title: str = "", cfg: FigureConfig | None = None,
+              label_horizon: int | None = None) -> Figure:
     """Daily IC (thin) with its rolling mean (bold), the RankIC rolling mean and the mean IC."""
     cfg = cfg or FigureConfig()
     fig = _new_figure(cfg)
@@ -169,7 +181,8 @@ def ic_figure(ic_series: pd.DataFrame, title: str = "", cfg: FigureConfig | None
     mean = float(np.nanmean(ic)) if ic.notna().any() else float("nan")
     std = float(ic.std(ddof=1))
     icir = mean / std if std > 0 else float("nan")
-    ax.set_title(f"{title} — daily IC (mean {mean:.4f}, ICIR {icir:.3f})".strip(" —"))
+    vs = f" vs the {horizon_text(label_horizon)}" if label_horizon else ""
+    ax.set_title(f"{title} — daily IC{vs} (mean {mean:.4f}, ICIR {icir:.3f})".strip(" —"))
     ax.plot(d["date"], ic, color=_COLORS["ic"], lw=0.5, alpha=0.35, label="daily IC")
     minp = max(1, w // 2)
     ax.plot(d["date"], ic.rolling(w, min_periods=minp).mean(), color=_COLORS["ic"], lw=1.8,
@@ -204,7 +217,8 @@ def quintile_figure(quantiles: pd.DataFrame, title: str = "",
     FigureCanvasAgg(fig)
     ax_bar, ax_ls = fig.subplots(1, 2, width_ratios=[1, 1.6])
     fig.subplots_adjust(left=0.08, right=0.985, top=0.84, bottom=0.16, wspace=0.22)
-    fig.suptitle(f"{title} — signal quantiles".strip(" —"))
+    fig.suptitle(f"{title} — signal quantiles ({horizon_text(horizon, 'returns')})"
+                 .strip(" —"))
     qcols = quantile_columns(quantiles)
     if len(quantiles) == 0 or not qcols:
         _no_data(ax_bar, "no quantile returns")
@@ -266,9 +280,266 @@ def method_figures(m: MethodResults, cfg: FigureConfig | None = None) -> dict[st
     return {
         "cumret_vs_benchmark": cumret_figure(m.daily, m.name, cfg),
         "drawdown": drawdown_figure(m.daily, m.name, cfg),
-        "ic_series": ic_figure(m.ic_series, m.name, cfg),
+        "ic_series": ic_figure(m.ic_series, m.name, cfg, m.label_horizon),
         "quintiles": quintile_figure(m.quantiles, m.name, cfg, m.quantile_horizon),
         "turnover": turnover_figure(m.daily, m.name, cfg),
+    }
+
+
+def horizon_text(h: int | None, what: str = "label") -> str:
+    """``"20-day label"`` (or ``"label"`` when the horizon is unknown): captions name horizons."""
+    return f"{int(h)}-day {what}" if h is not None else what
+
+
+def ic_distribution_figure(ic_series: pd.DataFrame, title: str = "",
+                           cfg: FigureConfig | None = None,
+                           label_horizon: int | None = None) -> Figure:
+    """Histogram of the daily IC with the fitted normal density, and its QQ plot vs the normal
+    (fat tails bend the points away from the line at both ends)."""
+    from scipy import stats
+
+    cfg = cfg or FigureConfig()
+    fig = _new_figure(cfg, ncols=2)
+    ax_h, ax_q = fig.axes
+    fig.subplots_adjust(top=0.84, bottom=0.15)
+    fig.suptitle(f"{title} — daily IC vs the {horizon_text(label_horizon)}".strip(" —"))
+    ic = _num(ic_series, "ic") if len(ic_series) and "ic" in ic_series else np.array([])
+    ic = ic[np.isfinite(ic)]
+    if ic.size < 3:
+        _no_data(ax_h, "fewer than 3 IC days")
+        _no_data(ax_q, "fewer than 3 IC days")
+        return fig
+    mean, std = float(ic.mean()), float(ic.std(ddof=1))
+    ax_h.hist(ic, bins=min(40, max(10, ic.size // 8)), density=True, color=_COLORS["ic"],
+              alpha=0.55)
+    if std > 0:
+        x = np.linspace(ic.min(), ic.max(), 200)
+        ax_h.plot(x, stats.norm.pdf(x, mean, std), color=_COLORS["excess"], lw=1.4,
+                  label="normal fit")
+        ax_h.legend(loc="upper left", fontsize=8, frameon=False)
+    ax_h.axvline(mean, color="black", lw=0.8, ls=":")
+    ax_h.set_title(f"histogram (mean {mean:.4f}, std {std:.4f}, skew "
+                   f"{stats.skew(ic):.2f}, kurt {stats.kurtosis(ic):.2f})", fontsize=9)
+    ax_h.grid(True, alpha=0.3)
+    (osm, osr), (slope, intercept, _r) = stats.probplot(ic, dist="norm")
+    ax_q.scatter(osm, osr, s=6, color=_COLORS["ic"], alpha=0.6)
+    ax_q.plot(osm, slope * osm + intercept, color=_COLORS["excess"], lw=1.2)
+    ax_q.set_xlabel("normal quantile", fontsize=8)
+    ax_q.set_ylabel("daily IC quantile", fontsize=8)
+    ax_q.set_title("QQ plot vs normal", fontsize=9)
+    ax_q.grid(True, alpha=0.3)
+    return fig
+
+
+def monthly_ic_figure(ic_series: pd.DataFrame, title: str = "",
+                      cfg: FigureConfig | None = None,
+                      label_horizon: int | None = None) -> Figure:
+    """Heatmap of the mean daily IC per year (rows) and month (columns), values printed."""
+    cfg = cfg or FigureConfig()
+    table = monthly_ic(ic_series) if len(ic_series) and "ic" in ic_series else pd.DataFrame()
+    n_years = max(1, len(table))
+    fig = Figure(figsize=(cfg.width, max(1.6, 0.9 + 0.42 * n_years)), dpi=cfg.dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.08, right=0.94, top=1 - 0.45 / fig.get_figheight(),
+                        bottom=0.35 / fig.get_figheight())
+    ax.set_title(f"{title} — monthly mean daily IC ({horizon_text(label_horizon)})"
+                 .strip(" —"), fontsize=10)
+    if table.empty or not np.isfinite(table.to_numpy(dtype=np.float64)).any():
+        _no_data(ax, "no IC days")
+        return fig
+    v = table.to_numpy(dtype=np.float64)
+    lim = float(np.nanmax(np.abs(v))) or 1.0
+    im = ax.imshow(np.ma.masked_invalid(v), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    for (r, c), val in np.ndenumerate(v):
+        if np.isfinite(val):
+            ax.text(c, r, f"{val:.4f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(val) > 0.6 * lim else "black")
+    ax.set_xticks(range(12), ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+                              "Oct", "Nov", "Dec"], fontsize=8)
+    ax.set_yticks(range(len(table)), [str(y) for y in table.index], fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
+    return fig
+
+
+def ic_decay_figure(tearsheets: dict[str, pd.DataFrame], title: str = "",
+                    cfg: FigureConfig | None = None,
+                    label_horizon: int | None = None) -> Figure:
+    """Mean daily IC (solid) and RankIC (dashed) against the ``h``-day forward return for each
+    horizon ``h``: one line pair per method (``tearsheets`` maps method → tear-sheet frame);
+    with more than three methods, the IC line alone per method, the legend beside the axes."""
+    cfg = cfg or FigureConfig()
+    fig = _new_figure(cfg)
+    ax = fig.axes[0]
+    lab = f"; the label is the {horizon_text(label_horizon)}" if label_horizon else ""
+    ax.set_title(f"{title} — IC decay over forward-return horizons{lab}".strip(" —"),
+                 fontsize=10)
+    decays = {k: ic_decay(t) for k, t in tearsheets.items() if t is not None and len(t)}
+    decays = {k: d for k, d in decays.items() if len(d)}
+    if not decays:
+        _no_data(ax, "no tear sheet")
+        return fig
+    palette = [_COLORS["ic"], _COLORS["rank_ic"], _COLORS["excess"], "#7048e8", "#0c8599",
+               "#e64980", "#5c940d", "#862e9c", "#a61e4d", "#364fc7", "#495057"]
+    many = len(decays) > 3  # many methods: IC only, legend beside the axes
+    if many:
+        fig.subplots_adjust(right=0.8)
+    for i, (name, d) in enumerate(decays.items()):
+        col = palette[i % len(palette)]
+        h = d.index.to_numpy()
+        ax.plot(h, d["ic"], marker="o", color=col, lw=1.5, label=name if many else f"{name} IC")
+        if "rank_ic" in d and not many:
+            ax.plot(h, d["rank_ic"], marker="s", color=col, lw=1.0, ls="--",
+                    label=f"{name} RankIC")
+        if len(decays) == 1:
+            for x, y in zip(h, d["ic"]):
+                ax.annotate(f"{y:.4f}", (x, y), textcoords="offset points", xytext=(0, 6),
+                            ha="center", fontsize=8)
+    hs = sorted({int(x) for d in decays.values() for x in d.index})
+    ax.set_xticks(hs, [f"{x}d" for x in hs])
+    if label_horizon in hs:
+        ax.axvline(label_horizon, color=_COLORS["benchmark"], lw=0.8, ls=":")
+    ax.margins(y=0.18)  # room for the value labels
+    ax.set_xlabel("forward-return horizon (days)", fontsize=8)
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.grid(True, alpha=0.3)
+    if many:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    else:
+        ax.legend(loc="best", fontsize=7, frameon=False)
+    return fig
+
+
+def quantile_cumulative_figure(quantiles: pd.DataFrame, title: str = "",
+                               cfg: FigureConfig | None = None, horizon: int = 1) -> Figure:
+    """Cumulative return of every signal group (``cumsum / h``, Q1 red … QN green)."""
+    cfg = cfg or FigureConfig()
+    fig = _new_figure(cfg)
+    ax = fig.axes[0]
+    ax.set_title(f"{title} — cumulative return per quantile ({horizon_text(horizon, 'returns')})"
+                 .strip(" —"), fontsize=10)
+    qcols = quantile_columns(quantiles)
+    if len(quantiles) == 0 or not qcols:
+        _no_data(ax, "no quantile returns")
+        return fig
+    cum = quantile_cumulative(quantiles, qcols, horizon)
+    from matplotlib import colormaps
+
+    cmap = colormaps["plasma"]  # dark (Q1) to orange (QN): every line visible on white
+    for i, c in enumerate(qcols):
+        ax.plot(cum["date"], cum[c], lw=1.3, color=cmap(0.85 * i / max(1, len(qcols) - 1)),
+                label=f"{c.upper()} ({cum[c].iloc[-1]:.2%})")
+    if "universe" in quantiles.columns:
+        u = quantile_cumulative(quantiles, ["universe"], horizon)
+        ax.plot(u["date"], u["universe"], lw=1.0, ls="--", color=_COLORS["benchmark"],
+                label=f"universe ({u['universe'].iloc[-1]:.2%})")
+    ax.axhline(0.0, color="black", lw=0.6)
+    _date_axis(ax)
+    _pct_axis(ax)
+    ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=2)
+    return fig
+
+
+def quantile_spread_figure(quantiles: pd.DataFrame, title: str = "",
+                           cfg: FigureConfig | None = None, horizon: int = 1) -> Figure:
+    """Daily top-minus-bottom group spread, its rolling mean and a ± 1 rolling-std band."""
+    cfg = cfg or FigureConfig()
+    fig = _new_figure(cfg)
+    ax = fig.axes[0]
+    qcols = quantile_columns(quantiles)
+    if len(quantiles) == 0 or len(qcols) < 2:
+        ax.set_title(f"{title} — quantile spread".strip(" —"))
+        _no_data(ax, "no quantile returns")
+        return fig
+    w = cfg.rolling_window
+    top, bottom = qcols[-1], qcols[0]
+    sp = quantile_spread(quantiles, top, bottom, w)
+    s = sp["spread"]
+    ax.set_title(f"{title} — {top.upper()} − {bottom.upper()} spread of "
+                 f"{horizon_text(horizon, 'returns')} (mean {s.mean():.2%}, std {s.std():.2%})"
+                 .strip(" —"), fontsize=10)
+    ax.plot(sp["date"], s, color=_COLORS["benchmark"], lw=0.5, alpha=0.6, label="daily spread")
+    ax.plot(sp["date"], sp["rolling_mean"], color=_COLORS["strategy"], lw=1.6,
+            label=f"{w}-day rolling mean")
+    ax.fill_between(sp["date"], sp["rolling_mean"] - sp["rolling_std"],
+                    sp["rolling_mean"] + sp["rolling_std"], color=_COLORS["strategy"],
+                    alpha=0.18, lw=0, label=f"± 1 std ({w}-day rolling)")
+    ax.axhline(0.0, color="black", lw=0.6)
+    _date_axis(ax)
+    _pct_axis(ax)
+    ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
+    return fig
+
+
+def rank_autocorr_figure(tearsheet: pd.DataFrame | None, title: str = "",
+                         cfg: FigureConfig | None = None) -> Figure:
+    """Daily rank autocorrelation of the signal for each lag, with the per-lag means."""
+    cfg = cfg or FigureConfig()
+    fig = _new_figure(cfg)
+    ax = fig.axes[0]
+    has = tearsheet is not None and len(tearsheet) > 0
+    summ = rank_autocorr_summary(tearsheet) if has else pd.Series(dtype=np.float64)
+    if summ.empty:
+        ax.set_title(f"{title} — factor rank autocorrelation".strip(" —"))
+        _no_data(ax, "no tear sheet")
+        return fig
+    means = ", ".join(f"{lag}d {v:.4f}" for lag, v in summ.items())
+    ax.set_title(f"{title} — factor rank autocorrelation (mean: {means})".strip(" —"),
+                 fontsize=10)
+    d = _sorted_by_date(tearsheet, "tearsheet")
+    palette = [_COLORS["strategy"], _COLORS["rank_ic"], _COLORS["excess"], "#7048e8"]
+    for i, lag in enumerate(summ.index):
+        ax.plot(d["date"], _num(d, f"rank_autocorr_{lag}d"), lw=1.1,
+                color=palette[i % len(palette)], label=f"lag {lag} day{'s' if lag > 1 else ''}")
+    ax.axhline(0.0, color="black", lw=0.6)
+    _date_axis(ax)
+    ax.legend(loc="lower left", fontsize=8, frameon=False, ncols=len(summ))
+    return fig
+
+
+def excess_cost_figure(daily: pd.DataFrame, title: str = "",
+                       cfg: FigureConfig | None = None) -> Figure:
+    """Cumulative excess return over the benchmark before and after trading costs."""
+    cfg = cfg or FigureConfig()
+    fig = _new_figure(cfg)
+    ax = fig.axes[0]
+    if len(daily) == 0 or "return" not in daily.columns or not (
+            {"excess_return", "benchmark_return"} & set(daily.columns)):
+        ax.set_title(f"{title} — excess return with and without cost".strip(" —"))
+        _no_data(ax, "no excess return")
+        return fig
+    ex = excess_with_without_cost(daily)
+    net = np.nancumsum(ex["excess_net"].to_numpy(dtype=np.float64))
+    ax.plot(ex["date"], net, color=_COLORS["excess"], lw=1.6,
+            label=f"after cost ({net[-1]:.2%})")
+    if "excess_gross" in ex:
+        gross = np.nancumsum(ex["excess_gross"].to_numpy(dtype=np.float64))
+        ax.plot(ex["date"], gross, color=_COLORS["strategy"], lw=1.3, ls="--",
+                label=f"before cost ({gross[-1]:.2%})")
+        ax.fill_between(ex["date"], net, gross, color=_COLORS["neg"], alpha=0.15, lw=0,
+                        label=f"cost drag ({gross[-1] - net[-1]:.2%})")
+    ax.set_title(f"{title} — cumulative excess return over the benchmark (sum of daily)"
+                 .strip(" —"), fontsize=10)
+    ax.axhline(0.0, color="black", lw=0.6)
+    _date_axis(ax)
+    _pct_axis(ax)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return fig
+
+
+def tearsheet_figures(m: MethodResults, cfg: FigureConfig | None = None) -> dict[str, Figure]:
+    """The factor tear sheet of one method keyed by :data:`TEARSHEET_KEYS`."""
+    cfg = cfg or FigureConfig()
+    ts = {m.name: m.tearsheet} if m.tearsheet is not None else {}
+    return {
+        "ic_distribution": ic_distribution_figure(m.ic_series, m.name, cfg, m.label_horizon),
+        "monthly_ic": monthly_ic_figure(m.ic_series, m.name, cfg, m.label_horizon),
+        "ic_decay": ic_decay_figure(ts, m.name, cfg, m.label_horizon),
+        "quantile_cumulative": quantile_cumulative_figure(m.quantiles, m.name, cfg,
+                                                          m.quantile_horizon),
+        "quantile_spread": quantile_spread_figure(m.quantiles, m.name, cfg, m.quantile_horizon),
+        "rank_autocorr": rank_autocorr_figure(m.tearsheet, m.name, cfg),
+        "excess_cost": excess_cost_figure(m.daily, m.name, cfg),
     }
 
 

@@ -22,13 +22,18 @@ from alphaminer.reporting.figures import (
     FIGURE_KEYS,
     FigureConfig,
     figure_to_base64_png,
+    horizon_text,
+    ic_decay_figure,
     method_figures,
+    quantile_columns,
+    tearsheet_figures,
 )
 from alphaminer.reporting.results import ALPHA_COLUMNS, MethodResults
-from alphaminer.reporting.tables import MISSING, comparison_table
+from alphaminer.reporting.tables import BENCHMARK_ROW, MISSING, comparison_table
+from alphaminer.reporting.tearsheet import ic_decay, quantile_spread, rank_autocorr_summary
 
 #: Comparison columns where a smaller value is not "better" or there is no better (not bolded).
-_NO_BEST = {"Turnover", "Num Factors", "Seeds"}
+_NO_BEST = {"Turnover", "Num Factors", "Seeds", "Vol"}
 
 _FIGURE_CAPTIONS = {
     "cumret_vs_benchmark": "Cumulative return of the strategy (compounded) vs the benchmark; "
@@ -70,6 +75,15 @@ figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
 .sd { color: var(--muted); font-size: 11px; }
 ul.notes { margin: 4px 0 10px; padding-left: 20px; }
 details pre { background: #f5f6f8; padding: 10px; overflow-x: auto; font-size: 12px; }
+td code, td { overflow-wrap: anywhere; }
+td code { white-space: pre-wrap; word-break: break-all; }
+table.wrap { width: 100%; }
+table.wrap td code { overflow-wrap: anywhere; word-break: normal; }
+tr.bench th, tr.bench td { background: #f7f7f2; font-style: italic; }
+.warn { border-left: 4px solid #c92a2a; background: #fff4f4; padding: 6px 10px; margin: 8px 0;
+        color: #7a1010; }
+details.group { margin: 4px 0; }
+details.group > summary { cursor: pointer; font-weight: 600; }
 footer { margin-top: 40px; border-top: 1px solid var(--line); padding-top: 10px; font-size: 13px; }
 footer dt { font-weight: 600; margin-top: 6px; }
 footer dd { margin-left: 18px; }
@@ -127,8 +141,11 @@ def _fmt_cell(v: Any) -> tuple[str, bool]:
 
 
 def frame_table(df: pd.DataFrame, code_columns: Sequence[str] = (), max_rows: int = 200,
-                index: bool = False) -> str:
-    """An escaped HTML table of ``df`` (``code_columns`` rendered as ``<code>``)."""
+                index: bool = False, table_class: str = "",
+                numeric_columns: Sequence[str] = ()) -> str:
+    """An escaped HTML table of ``df`` (``code_columns`` rendered as ``<code>``; ``table_class``
+    e.g. ``"wrap"``: a full-width table whose long cells wrap instead of overflowing;
+    ``numeric_columns``: pre-formatted number text, aligned as numbers)."""
     if df is None or len(df.columns) == 0:
         return '<p class="muted">(empty)</p>'
     shown = df.iloc[:max_rows]
@@ -139,6 +156,7 @@ def frame_table(df: pd.DataFrame, code_columns: Sequence[str] = (), max_rows: in
         cells = [f"<th>{esc(idx)}</th>"] if index else []
         for col, v in zip(df.columns, row):
             text, is_num = _fmt_cell(v)
+            is_num = is_num or col in numeric_columns
             if col in code_columns and text != MISSING:
                 cells.append(f"<td><code>{text}</code></td>")
             else:
@@ -149,13 +167,17 @@ def frame_table(df: pd.DataFrame, code_columns: Sequence[str] = (), max_rows: in
     if not body:
         body.append(f'<tr><td colspan="{len(df.columns) + int(index)}" class="muted">'
                     "(no rows)</td></tr>")
-    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
-            f"</tbody></table></div>{more}")
+    cls = f' class="{esc(table_class)}"' if table_class else ""
+    return (f'<div class="wide"><table{cls}><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>{more}')
 
 
 def _comparison_html(methods: Sequence[MethodResults]) -> str:
-    text = comparison_table(methods)
-    num = comparison_table(methods, numeric=True)
+    text = comparison_table(methods, benchmark=True)
+    num = comparison_table(methods, numeric=True, benchmark=True)
+    bench_text = text.iloc[len(methods):]
+    lh = next((m.label_horizon for m in methods if m.label_horizon), None)
+    text, num = text.iloc[:len(methods)], num.iloc[:len(methods)]
     best: dict[str, float] = {}
     for c in text.columns:
         if c in _NO_BEST or c not in num.columns or len(methods) < 2:
@@ -163,22 +185,36 @@ def _comparison_html(methods: Sequence[MethodResults]) -> str:
         vals = pd.to_numeric(num[c], errors="coerce")
         if vals.notna().sum() >= 2:
             best[c] = float(vals.max())
-    head = "<th>method</th>" + "".join(f"<th>{esc(c)}</th>" for c in text.columns)
+    head = "<th>method</th><th>combiner</th>" + "".join(f"<th>{esc(c)}</th>"
+                                                         for c in text.columns)
     rows = []
     for i, m in enumerate(methods):
-        cells = [f'<th><a href="#{_slug(m.name, i)}">{esc(m.name)}</a></th>']
+        cells = [f'<th><a href="#{_slug(m.name, i)}">{esc(m.name)}</a></th>',
+                 f'<td class="combiner">{esc(m.combiner or "–")}</td>']
         for c in text.columns:
             is_best = c in best and float(num.iloc[i][c]) == best[c]
             cls = "num best" if is_best else "num"
             mean, _, std = str(text.iloc[i][c]).partition(" ± ")
             std_html = f'<br><span class="sd">± {esc(std)}</span>' if std else ""
             cells.append(f'<td class="{cls}">{esc(mean)}{std_html}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+        flag = ' <span title="see the warnings" style="color:#c92a2a">⚠</span>' \
+            if m.warnings else ""
+        rows.append("<tr>" + cells[0].replace("</a></th>", f"</a>{flag}</th>")
+                    + "".join(cells[1:]) + "</tr>")
+    for _label, row in bench_text.iterrows():  # not a method: never bold, factor columns blank
+        rows.append(f'<tr class="bench"><th>{esc(BENCHMARK_ROW)}</th><td>–</td>' + "".join(
+            f'<td class="num">{esc(row[c])}</td>' for c in text.columns) + "</tr>")
     return (f'<div class="wide"><table class="comparison"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>'
             '<p class="muted">Bold: best value in the column. "mean ± std" = mean and sample '
             "standard deviation (ddof = 1) across seeds. Sharpe / CAGR / MDD: standard "
-            "(geometric, 252 days); (qlib): arithmetic, 238 days — see Definitions.</p>")
+            "(geometric, 252 days); (qlib): arithmetic, 238 days — see Definitions. The "
+            "benchmark row is the equal-weight universe over the same backtest days (its own "
+            "CAGR, volatility, Sharpe and drawdowns); ⚠ marks a method with a warning. "
+            "combiner: how an alpha set became the signal (auto → the combiner it kept on "
+            "validation; every combiner side by side under \"Combiners side by side\")."
+            + (f" IC columns: daily correlations with the {esc(horizon_text(lh))}." if lh
+               else "") + "</p>")
 
 
 def _alpha_table(alphas: pd.DataFrame | None, max_rows: int) -> str:
@@ -314,6 +350,12 @@ benchmark (the equal-weight universe).</dd>
 <dt>Quantiles</dt><dd>Each day stocks are split into equal groups by signal (highest group =
 highest signal); bars show the annualised mean forward return of each group, the curve the
 cumulative long–short (top minus bottom) return.</dd>
+<dt>Factor tear sheet</dt><dd>IC decay: the mean daily IC of the signal against the h-day
+forward return, built as the label is (same price and lag) for each h. Rank autocorrelation:
+the Spearman correlation of the signal's cross-section on day t with that on day t − lag.
+Quantile spread: top minus bottom group return per day, with a trailing mean ± 1 std band.
+Excess before cost: the daily excess return plus that day's trading cost over the previous
+day's equity.</dd>
 </dl>
 <p>Full definitions and the backtest rules (top-k/drop-n, next-day execution, costs, untradable
 names): <code>docs/backtest.md</code>; factor metrics: <code>docs/metrics.md</code>; this report:
@@ -321,8 +363,59 @@ names): <code>docs/backtest.md</code>; factor metrics: <code>docs/metrics.md</co
 """
 
 
+def _tearsheet_captions(m: MethodResults) -> dict[str, str]:
+    """Captions of the tear-sheet figures, each naming its horizon (from the method's fields)."""
+    lab = f"the {horizon_text(m.label_horizon)}" if m.label_horizon else "the label"
+    qr = horizon_text(m.quantile_horizon, "forward returns")
+    train = (f" {esc(m.name)} was trained on the {horizon_text(m.train_horizon)}."
+             if m.train_horizon and m.train_horizon != m.label_horizon else "")
+    return {
+        "ic_distribution": f"Distribution of the daily IC against {lab} (test days): histogram "
+                           "with the normal density of the same mean and std, and the QQ plot "
+                           f"against the normal (points off the line: fat tails).{train}",
+        "monthly_ic": f"Mean daily IC against {lab} per calendar month (blank: no IC day).",
+        "ic_decay": "Mean daily IC (solid) and RankIC (dashed) of the signal against the "
+                    "h-day forward return (the label's definition, h = the horizons shown), on "
+                    f"the same days; the dotted line marks {lab}.",
+        "quantile_cumulative": f"Cumulative return of each signal quantile ({qr} entered at the "
+                               "next day's deal price; cumsum / h, as the quantile analysis).",
+        "quantile_spread": f"Top-minus-bottom quantile spread of the {qr}: daily, its trailing "
+                           "rolling mean and a ± 1 rolling standard deviation band.",
+        "rank_autocorr": "Spearman correlation of the signal's cross-section with itself "
+                         "lag days earlier (1 = the ordering never changes; 1 − lag-1 value "
+                         "= factor turnover).",
+        "excess_cost": "Cumulative sum of the daily excess return over the benchmark, after "
+                       "costs (the backtest) and before them (adding back each day's cost / "
+                       "the previous day's equity); the shaded gap is the cost drag.",
+    }
+
+
+def _caption(key: str, m: MethodResults) -> str:
+    """A backtest figure's caption, naming the horizon of the IC label / quantile returns."""
+    if key == "ic_series" and m.label_horizon:
+        return (f"Daily IC of the signal against the {horizon_text(m.label_horizon)} with its "
+                "rolling mean (and the RankIC rolling mean).")
+    if key == "quintiles":
+        return (f"Left: annualised mean {horizon_text(m.quantile_horizon, 'forward return')} "
+                "of each signal group (highest group = highest signal). Right: cumulative "
+                "long–short return.")
+    return _FIGURE_CAPTIONS[key]
+
+
+def _figure_html(fig: Any, alt: str, caption: str, fig_id: str = "") -> str:
+    b64 = figure_to_base64_png(fig)
+    fid = f' id="{esc(fig_id)}"' if fig_id else ""
+    return (f'<figure{fid}><img alt="{esc(alt)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def _warnings_html(warnings: Sequence[str]) -> str:
+    return "".join(f'<div class="warn">⚠ {esc(w)}</div>' for w in warnings)
+
+
 def _method_section(m: MethodResults, i: int, cfg: ReportConfig) -> str:
-    parts = [f'<section id="{_slug(m.name, i)}"><h2>Method: {esc(m.name)}</h2>']
+    slug = _slug(m.name, i)
+    parts = [f'<section id="{slug}"><h2>Method: {esc(m.name)}</h2>', _warnings_html(m.warnings)]
     if m.notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in m.notes)
                      + "</ul>")
@@ -336,9 +429,13 @@ def _method_section(m: MethodResults, i: int, cfg: ReportConfig) -> str:
         b64 = figure_to_base64_png(figs.pop(key))
         parts.append(
             f'<figure><img alt="{esc(m.name)}: {esc(key)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{esc(_FIGURE_CAPTIONS[key])}</figcaption></figure>")
+            f"<figcaption>{esc(_caption(key, m))}</figcaption></figure>")
     for fig in figs.values():  # figures added later than FIGURE_KEYS are still released
         figure_to_base64_png(fig)
+    parts.append(f'<h3 id="{slug}-tearsheet">Factor tear sheet</h3>')
+    caps = _tearsheet_captions(m)
+    for key, fig in tearsheet_figures(m, cfg.figures).items():
+        parts.append(_figure_html(fig, f"{m.name}: {key}", caps[key], f"{slug}-{key}"))
     if m.attribution is not None:
         parts.append("<h3>Attribution</h3>" + frame_table(
             m.attribution, code_columns=("feature", "formula"), max_rows=cfg.max_table_rows))
@@ -347,6 +444,104 @@ def _method_section(m: MethodResults, i: int, cfg: ReportConfig) -> str:
                      + _kv_table(sorted(m.metrics.items())) + "</details>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def tearsheet_summary(methods: Sequence[MethodResults]) -> pd.DataFrame:
+    """One row per method: mean IC per forward-return horizon, mean rank autocorrelation per
+    lag, and the mean and std of the daily top-minus-bottom quantile spread."""
+    rows = []
+    for m in methods:
+        row: dict[str, Any] = {"method": m.name}
+        if m.tearsheet is not None and len(m.tearsheet):
+            for h, v in ic_decay(m.tearsheet)["ic"].items():
+                row[f"IC {h}d"] = v
+            for lag, v in rank_autocorr_summary(m.tearsheet).items():
+                row[f"rank autocorr {lag}d"] = v
+        q = quantile_columns(m.quantiles)
+        if len(m.quantiles) and len(q) >= 2:
+            sp = quantile_spread(m.quantiles, q[-1], q[0])["spread"]
+            row[f"{q[-1].upper()}−{q[0].upper()} mean"] = float(sp.mean())
+            row[f"{q[-1].upper()}−{q[0].upper()} std"] = float(sp.std(ddof=1))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    ic_cols = sorted((c for c in out.columns if c.startswith("IC ")),
+                     key=lambda c: int(c[3:-1]))
+    ac_cols = sorted((c for c in out.columns if c.startswith("rank autocorr")),
+                     key=lambda c: int(c.split()[-1][:-1]))
+    rest = [c for c in out.columns if c not in ic_cols + ac_cols + ["method"]]
+    return out[["method", *ic_cols, *ac_cols, *rest]]
+
+
+def _formatted(df: pd.DataFrame, pct_endings: Sequence[str]) -> pd.DataFrame:
+    """The report's number formats as text: returns (columns ending in ``pct_endings``) as
+    ``0.00%``, every other number (ICs, correlations) with 4 decimals, never in e-notation."""
+    out = df.copy()
+    for c in out.columns:
+        if c == "method":
+            continue
+        fmt = "{:.2%}" if str(c).endswith(tuple(pct_endings)) else "{:.4f}"
+        out[c] = [MISSING if not np.isfinite(v) else fmt.format(v)
+                  for v in pd.to_numeric(out[c], errors="coerce")]
+    return out
+
+
+def _summary_table(methods: Sequence[MethodResults], cfg: ReportConfig) -> str:
+    table = _formatted(tearsheet_summary(methods), ("mean", "std"))
+    return frame_table(table, max_rows=cfg.max_table_rows,
+                       numeric_columns=[c for c in table.columns if c != "method"])
+
+
+def _tearsheet_overview(methods: Sequence[MethodResults], cfg: ReportConfig) -> str:
+    tss = {m.name: m.tearsheet for m in methods if m.tearsheet is not None}
+    lh = next((m.label_horizon for m in methods if m.label_horizon), None)
+    qh = methods[0].quantile_horizon
+    parts = ['<section id="tearsheet"><h2>Factor tear sheet across methods</h2>',
+             f"<p>Mean daily IC against the h-day forward return (IC decay), mean rank "
+             f"autocorrelation of each signal, and the daily top-minus-bottom spread of "
+             f"{esc(horizon_text(qh, 'forward returns'))}, on the backtest segment. "
+             f"Per-method figures are under each method.</p>",
+             _summary_table(methods, cfg)]
+    if tss:
+        parts.append(_figure_html(
+            ic_decay_figure(tss, "all methods", cfg.figures, lh), "all methods: ic_decay",
+            "IC decay of every method over forward-return horizons ("
+            + ("the mean daily IC per method" if len(tss) > 3 else "solid: IC, dashed: RankIC")
+            + f"); the dotted line marks the {horizon_text(lh)}.", "all-ic_decay"))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _data_report_html(data_report: Mapping[str, Any], max_rows: int) -> str:
+    """The data report grouped by top-level key, each group folded (scalars shown open)."""
+    scalars = [(k, v) for k, v in data_report.items() if not isinstance(v, Mapping)]
+    parts = [_kv_table(_flatten(dict(scalars)), max_rows)] if scalars else []
+    for key, value in data_report.items():
+        if isinstance(value, Mapping):
+            rows = _flatten(value, f"{key}.")
+            parts.append(f'<details class="group"><summary>{esc(key)} ({len(rows)} '
+                         f"entr{'y' if len(rows) == 1 else 'ies'})</summary>"
+                         + _kv_table(rows, max_rows) + "</details>")
+    return "".join(parts)
+
+
+def survivorship_warning(data_report: Mapping[str, Any] | None) -> str | None:
+    """A warning when the panel has no point-in-time universe: the data report's
+    ``missingness_before.in_universe`` is ``"absent"`` (the source had no membership column,
+    so cleaning made every row a member). ``None`` otherwise, and when the report does not say.
+
+    A source that gives membership is trusted even when every row is a member (the simulator
+    on small configurations: its universe is point in time, with delisted names kept)."""
+    if not isinstance(data_report, Mapping):
+        return None
+    before = data_report.get("missingness_before")
+    if not (isinstance(before, Mapping) and before.get("in_universe") == "absent"):
+        return None
+    frac = data_report.get("universe_fraction")
+    share = f" ({float(frac):.2%} of rows)" if isinstance(frac, int | float) else ""
+    return ("No point-in-time universe: the source has no in_universe column, so every name "
+            f"counts as a member on every day it has data{share}. Results may carry "
+            "survivorship bias (a list of today's index members, or of names that survived, "
+            "treated as investable in the past).")
 
 
 def build_report(
@@ -359,6 +554,8 @@ def build_report(
     mining: pd.DataFrame | None = None,
     sections: Sequence[tuple[str, str, str]] = (),
     config: ReportConfig | None = None,
+    warnings: Sequence[str] = (),
+    horizons: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole research report as one self-contained HTML string.
 
@@ -374,6 +571,11 @@ def build_report(
             AlphaFormer's pre-training, Alpha2's ablations); the body is trusted HTML built with
             this module's helpers (:func:`frame_table`, :func:`esc`).
         config: display limits and figure settings.
+        warnings: report-level warnings shown at the top (with every method's own warnings);
+            the survivorship warning of :func:`survivorship_warning` is added from
+            ``data_report``.
+        horizons: what each horizon of the report is (e.g. ``{"IC / RankIC label": "20-day
+            forward return ..."}``), shown as a table under the comparison.
     """
     cfg = config or ReportConfig()
     methods = list(methods)
@@ -383,8 +585,13 @@ def build_report(
         raise TypeError("build_report: every entry of methods must be a MethodResults")
     if not isinstance(manifest, Mapping):
         raise TypeError(f"manifest must be a mapping, got {type(manifest).__name__}")
-    nav = ['<a href="#comparison">Comparison</a>']
+    nav = ['<a href="#comparison">Comparison</a>', '<a href="#tearsheet">Tear sheet</a>']
     nav += [f'<a href="#{_slug(m.name, i)}">{esc(m.name)}</a>' for i, m in enumerate(methods)]
+    top_warnings = list(warnings)
+    surv = survivorship_warning(data_report)
+    if surv is not None:
+        top_warnings.append(surv)
+    top_warnings += [f"{m.name}: {w}" for m in methods for w in m.warnings]
     if data_report is not None:
         nav.append('<a href="#data">Data</a>')
     if mining is not None:
@@ -401,10 +608,15 @@ def build_report(
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<header><h1>{esc(title)}</h1>{_manifest_html(manifest)}</header>",
         f"<nav>{''.join(nav)}</nav>",
+        f'<div id="warnings">{_warnings_html(top_warnings)}</div>' if top_warnings else "",
         '<section id="comparison"><h2>Comparison across methods</h2>',
         _comparison_html(methods),
-        "</section>",
     ]
+    if horizons:
+        out.append('<h3 id="horizons">Horizons and labels</h3>'
+                   + _kv_table(list(horizons.items())))
+    out.append("</section>")
+    out.append(_tearsheet_overview(methods, cfg))
     if mining is not None:
         out.append('<section id="mining"><h2>Mined alphas, method by method</h2>'
                    '<p class="muted">Each alpha-set method\'s own alphas on the segment named '
@@ -421,7 +633,7 @@ def build_report(
         if not isinstance(data_report, Mapping):
             raise TypeError(f"data_report must be a mapping, got {type(data_report).__name__}")
         out.append('<section id="data"><h2>Data report</h2>'
-                   + _kv_table(_flatten(data_report), cfg.max_table_rows) + "</section>")
+                   + _data_report_html(data_report, cfg.max_table_rows) + "</section>")
     if planted is not None:
         if not isinstance(planted, pd.DataFrame):
             raise TypeError(f"planted must be a DataFrame, got {type(planted).__name__}")
@@ -429,7 +641,8 @@ def build_report(
                    '<p class="muted">Formulas the simulator planted into the returns; compare '
                    "the miners' alphas and ICs with them (and with the oracle method).</p>"
                    + frame_table(planted, code_columns=("formula", "expr"),
-                                 max_rows=cfg.max_table_rows) + "</section>")
+                                 max_rows=cfg.max_table_rows, table_class="wrap")
+                   + "</section>")
     out.append(f'<footer id="definitions"><h2>Definitions</h2>{_DEFINITIONS}</footer>')
     out.append("</body></html>")
     return "\n".join(out)

@@ -46,6 +46,17 @@ class MethodResults:
         quantile_horizon: horizon ``h`` (days) of the forward returns in ``quantiles``: group
             means are annualised as ``mean · N / h`` and the long–short curve is
             ``cumsum / h`` (as ``alphaminer.backtest.quantile_analysis`` does).
+        tearsheet: daily tear-sheet series (``date, ic_<h>d, rank_ic_<h>d, rank_autocorr_<l>d``,
+            :func:`alphaminer.reporting.tearsheet.factor_tearsheet`); ``None`` → those figures
+            say there is no data.
+        label_horizon: horizon (days) of the label ``ic_series`` is computed against (named in
+            the captions; ``None`` → "the label").
+        train_horizon: horizon (days) of the label the method was trained on, when it has its
+            own (AlphaNet's ``feature_images.horizon``).
+        warnings: shown highlighted under the method heading and at the top of the report
+            (e.g. a validation IC <= 0: the method did not learn).
+        combiner: how the signal was made, shown in its comparison row (``"auto → xgboost"``
+            for an alpha set, ``"model"`` for a method that predicts directly); ``None`` → "–".
 
     Frames indexed by date (a ``DatetimeIndex`` or an index named ``date``) are accepted and
     turned into a ``date`` column.
@@ -61,6 +72,11 @@ class MethodResults:
     attribution: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     quantile_horizon: int = 1
+    tearsheet: pd.DataFrame | None = None
+    label_horizon: int | None = None
+    train_horizon: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    combiner: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -100,3 +116,18 @@ class MethodResults:
                 raise ValueError(
                     f"MethodResults({self.name!r}).seed_metrics is empty; pass None instead")
         self.notes = [str(n) for n in self.notes]
+        self.warnings = [str(w) for w in self.warnings]
+        if self.tearsheet is not None:
+            if not isinstance(self.tearsheet, pd.DataFrame):
+                raise TypeError(f"MethodResults({self.name!r}).tearsheet must be a DataFrame "
+                                "or None")
+            if len(self.tearsheet.columns) == 0:
+                self.tearsheet = None  # an empty dataset (a skipped method) is no tear sheet
+            elif "date" not in self.tearsheet.columns:
+                raise ValueError(f"MethodResults({self.name!r}).tearsheet lacks a 'date' column")
+        for attr in ("label_horizon", "train_horizon"):
+            v = getattr(self, attr)
+            if v is not None and (int(v) != v or v < 1):
+                raise ValueError(f"MethodResults({self.name!r}).{attr} must be an integer >= 1 "
+                                 f"or None, got {v!r}")
+            setattr(self, attr, None if v is None else int(v))

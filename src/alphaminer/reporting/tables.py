@@ -41,6 +41,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("Num Factors", ("num_factors",), "n"),
     Column("Sharpe", ("sharpe_standard",), ".2f"),
     Column("CAGR", ("cagr_standard",), ".2%"),
+    Column("Vol", ("ann_vol_standard", "vol_standard"), ".2%", optional=True),
     Column("MDD", ("mdd_standard", "max_drawdown_standard"), ".2%"),
     Column("AnnRet (qlib)", ("annual_return_qlib", "annualized_return_qlib"), ".2%"),
     Column("IR (qlib)", ("sharpe_qlib", "information_ratio_qlib"), ".2f"),
@@ -100,7 +101,26 @@ def format_mean_std(mean: float, std: float, fmt: str) -> str:
     return f"{_fmt(mean, fmt)} ± {_fmt(std, fmt)}"
 
 
-def comparison_table(methods: Sequence[MethodResults], numeric: bool = False) -> pd.DataFrame:
+#: prefix of the backtest's benchmark metrics (``benchmark_sharpe_standard``, ...)
+BENCHMARK_PREFIX = "benchmark_"
+#: row label of the benchmark in :func:`comparison_table` (``benchmark=True``)
+BENCHMARK_ROW = "benchmark (equal-weight universe)"
+
+
+def benchmark_metrics(methods: Sequence[MethodResults]) -> dict[str, float]:
+    """The benchmark's own risk metrics (prefix stripped: ``sharpe_standard``, ...), from the
+    first method whose backtest reports them; every method is backtested on the same segment
+    against the same benchmark. ``{}`` when none does."""
+    for m in methods:
+        bench = {k[len(BENCHMARK_PREFIX):]: v for k, v in m.metrics.items()
+                 if k.startswith(BENCHMARK_PREFIX)}
+        if bench:
+            return bench
+    return {}
+
+
+def comparison_table(methods: Sequence[MethodResults], numeric: bool = False,
+                     benchmark: bool = False) -> pd.DataFrame:
     """Rows = methods (index ``method``), columns = :data:`COLUMNS` (+ ``Seeds``).
 
     Args:
@@ -108,6 +128,9 @@ def comparison_table(methods: Sequence[MethodResults], numeric: bool = False) ->
         numeric: ``False`` → display strings (``"mean ± std"`` where several seeds were run);
             ``True`` → floats: each column holds the mean and ``"<label> std"`` the sample std
             across seeds (NaN for one seed).
+        benchmark: append a last row :data:`BENCHMARK_ROW` with the benchmark's own return,
+            volatility, Sharpe and drawdowns over the same days (:func:`benchmark_metrics`;
+            factor columns blank); no row when no method reports benchmark metrics.
     """
     if not methods:
         raise ValueError("comparison_table needs at least one MethodResults")
@@ -115,8 +138,10 @@ def comparison_table(methods: Sequence[MethodResults], numeric: bool = False) ->
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"method names must be unique; duplicated: {dup}")
+    bench = benchmark_metrics(methods) if benchmark else {}
     cols = [c for c in COLUMNS if not c.optional or any(
-        np.isfinite(column_stats(m, c)[0]) for m in methods)]
+        np.isfinite(column_stats(m, c)[0]) for m in methods)
+        or np.isfinite(_lookup(bench, c.keys))]
     rows = []
     for m in methods:
         row: dict[str, object] = {}
@@ -130,6 +155,17 @@ def comparison_table(methods: Sequence[MethodResults], numeric: bool = False) ->
         n_seeds = len(m.seed_metrics) if m.seed_metrics else 1
         row["Seeds"] = n_seeds if numeric else str(n_seeds)
         rows.append(row)
+    if bench:
+        row = {}
+        for c in cols:
+            v = _lookup(bench, c.keys) if not c.label.startswith("Excess") else float("nan")
+            if numeric:
+                row[c.label], row[f"{c.label} std"] = v, float("nan")
+            else:
+                row[c.label] = format_mean_std(v, float("nan"), c.fmt)
+        row["Seeds"] = float("nan") if numeric else MISSING
+        rows.append(row)
+        names = [*names, BENCHMARK_ROW]
     out = pd.DataFrame(rows, index=pd.Index(names, name="method"))
     if not numeric:
         out = out.astype(object)

@@ -17,6 +17,10 @@ def template() -> Pipeline:
                   "params:min_stocks"],
                  ["backtest_daily", "backtest_metrics", "quantiles", "ic_series", "trades"],
                  name="backtest_signal"),
+            node(nodes.signal_tearsheet,
+                 ["signal", "market_panel", "splits", "params:backtest",
+                  "params:ingestion.labels", "params:min_stocks"],
+                 "tearsheet", name="signal_tearsheet"),
         ],
         tags="cpu",
     )
@@ -26,7 +30,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     return sum(
         (Pipeline(template(), namespace=m,
                   inputs={"market_panel", "labels", "splits"},
-                  parameters={"params:backtest", "params:min_stocks"})
+                  parameters={"params:backtest", "params:min_stocks",
+                              "params:ingestion.labels"})
          for m in ALL_METHODS),
         Pipeline([]),
     )

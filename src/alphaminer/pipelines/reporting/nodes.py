@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,13 +21,15 @@ from alphaminer.reporting import (
     build_report,
     comparison_table,
 )
+from alphaminer.reporting.combiners import combiners_section
 from alphaminer.reporting.manifest import data_fingerprint, provenance, relative_paths, run_context
+from alphaminer.reporting.synthetic import synthetic_section
 
 log = logging.getLogger(__name__)
 
 #: per-method datasets the reporting node reads (``<method>.<suffix>``)
-BACKTEST_PARTS = ("backtest_daily", "backtest_metrics", "quantiles", "ic_series")
-ALPHA_PARTS = ("alphas", "combination_model", "combination_metrics")
+BACKTEST_PARTS = ("backtest_daily", "backtest_metrics", "quantiles", "ic_series", "tearsheet")
+ALPHA_PARTS = ("alphas", "combination_model", "combination_metrics", "combiner_comparison")
 
 
 def report_inputs() -> dict[str, str]:
@@ -45,6 +48,8 @@ def report_inputs() -> dict[str, str]:
     out["alphaformer__mining_log"] = "alphaformer.mining_log"
     out["alpha2__ablations"] = "alpha2.ablations"
     out["comparison_summary"] = "comparison_summary"
+    # null until synthetic_generation has run (alphaminer.kedro_io.OptionalJSONDataset)
+    out["synthetic_quality"] = "synthetic_quality"
     return out
 
 
@@ -177,30 +182,105 @@ def num_factors(alphas: dict[str, Any]) -> int:
     return int(n) if n is not None else len(aset)
 
 
-def method_results(data: dict[str, Any]) -> list[MethodResults]:
+def _param(parameters: Any, *keys: str, default: Any = None) -> Any:
+    """``parameters[k1][k2]...`` for dicts or typed parameter objects; ``default`` if absent."""
+    cur = parameters
+    for k in keys:
+        if isinstance(cur, Mapping):
+            cur = cur.get(k)
+        else:
+            cur = getattr(cur, k, None)
+        if cur is None:
+            return default
+    return cur
+
+
+def label_horizons(parameters: Any) -> dict[str, Any]:
+    """The horizons the report names, from the run's parameters (never hard-coded text):
+    the label's (``ingestion.labels``), AlphaNet's training label (``feature_images.horizon``),
+    the quantile analysis's forward returns and the tear sheet's IC-decay horizons."""
+    from alphaminer.data.labels import label_expression
+    from alphaminer.parameters import LabelParams
+    from alphaminer.pipelines.backtest.nodes import QUANTILE_HORIZON
+    from alphaminer.reporting.tearsheet import DEFAULT_HORIZONS, DEFAULT_LAGS
+
+    lab = LabelParams.coerce(_param(parameters, "ingestion", "labels", default={}))
+    return {"label_horizon": lab.horizon, "label_kind": lab.kind,
+            "label_expression": label_expression(lab.horizon, lab.kind),
+            "alphanet_horizon": int(_param(parameters, "feature_images", "horizon",
+                                           default=lab.horizon)),
+            "quantile_horizon": QUANTILE_HORIZON,
+            "deal_price": str(_param(parameters, "backtest", "portfolio", "deal_price",
+                                     default="open")),
+            "n_groups": int(_param(parameters, "backtest", "n_groups", default=5)),
+            "segment": str(_param(parameters, "backtest", "segment", default="test")),
+            "decay_horizons": sorted({*DEFAULT_HORIZONS, lab.horizon}),
+            "autocorr_lags": list(DEFAULT_LAGS)}
+
+
+def horizons_table(h: Mapping[str, Any]) -> dict[str, str]:
+    """The report's "Horizons and labels" rows."""
+    return {
+        "IC / RankIC (comparison, IC series, tear sheet)":
+            f"{h['label_horizon']}-day label {h['label_expression']} ({h['label_kind']})",
+        "quantiles (bars, cumulative, spread)":
+            f"{h['quantile_horizon']}-day forward returns from the next day's {h['deal_price']}, "
+            f"{h['n_groups']} groups",
+        "IC decay": ", ".join(f"{x}d" for x in h["decay_horizons"])
+                    + " forward returns (the label's definition)",
+        "rank autocorrelation lags": ", ".join(f"{x}d" for x in h["autocorr_lags"]),
+        "AlphaNet training label": f"{h['alphanet_horizon']}-day forward return "
+                                   "(feature_images.horizon)",
+        "ML baselines, combiners": f"the {h['label_horizon']}-day label",
+        "backtest segment": h["segment"],
+    }
+
+
+def learning_warning(method: str, valid_ic: Any) -> str | None:
+    """"Did not learn": the method's validation IC is <= 0 (or unknown)."""
+    try:
+        v = float(valid_ic)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if np.isfinite(v) and v > 0:
+        return None
+    shown = f"{v:.4f} <= 0" if np.isfinite(v) else "not finite"
+    return (f"validation IC {shown}: {method} did not learn a signal that holds out of sample; "
+            "its test figures are not evidence of skill.")
+
+
+def method_results(data: dict[str, Any], parameters: Any = None) -> list[MethodResults]:
     """Assemble one :class:`MethodResults` per method that has a backtest."""
+    hz = label_horizons(parameters or {})
     methods = []
     for m in ALL_METHODS:
         metrics = dict(data[f"{m}__backtest_metrics"])
         if metrics.get("skipped"):
             log.info("report: %s skipped (%s)", m, metrics["skipped"])
             continue
-        alphas, notes, attribution = None, [], None
+        alphas, notes, attribution, valid = None, [], None, None
+        combiner = "model (predicts the signal)"
         if m in ALPHA_SET_METHODS:
             cm = data[f"{m}__combination_metrics"]
+            combiner = cm.get("combiner") or cm.get("model")
+            if cm.get("model") == "auto":
+                combiner = f"auto → {combiner}"
             model = data[f"{m}__combination_model"]
             alphas = _alpha_table(data[f"{m}__alphas"], model)
             metrics.setdefault("num_factors", num_factors(data[f"{m}__alphas"]))
             valid_ic = cm.get("valid_ic", float("nan"))
+            valid = valid_ic
             notes.append(combination_note(cm, valid_ic))
         if m == "alphanet":
             attribution = data["alphanet__attribution"]
             tm = data["alphanet__train_metrics"]
+            valid = tm.get("best_valid_ic")
             metrics.setdefault("num_factors", float("nan"))  # N/A: no formulas (Table 1)
             notes.append(f"best epoch {tm.get('best_epoch')} of {tm.get('epochs_run')}; "
                          f"best validation IC {tm.get('best_valid_ic', float('nan')):.4f}")
         elif m in SIGNAL_METHODS and f"{m}__train_metrics" in data:  # the ML baselines
             tm = data[f"{m}__train_metrics"]
+            valid = tm.get("best_valid_ic")
             metrics.setdefault("num_factors", float("nan"))  # N/A: no formulas (Table 1)
             best = tm.get("best_iteration", tm.get("best_epoch"))
             notes.append(f"{m} on {tm.get('window', 60)}-day raw-feature windows; best "
@@ -211,7 +291,14 @@ def method_results(data: dict[str, Any]) -> list[MethodResults]:
             name=m, alphas=alphas, daily=data[f"{m}__backtest_daily"],
             ic_series=data[f"{m}__ic_series"], quantiles=data[f"{m}__quantiles"],
             metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
-            attribution=attribution, notes=notes,
+            attribution=attribution, notes=notes, combiner=combiner,
+            tearsheet=data.get(f"{m}__tearsheet"), quantile_horizon=hz["quantile_horizon"],
+            label_horizon=hz["label_horizon"],
+            train_horizon=hz["alphanet_horizon"] if m == "alphanet" else None,
+            # alpha sets always have a combination valid_ic; a signal method only when its
+            # train_metrics report one
+            warnings=[w for w in [learning_warning(m, valid)] if w]
+            if m in ALPHA_SET_METHODS or valid is not None else [],
         ))
     if not methods:
         raise ValueError("no method produced a backtest: nothing to report")
@@ -229,8 +316,9 @@ def mining_summary(data: dict[str, Any], planted_alphas: pd.DataFrame, panel: Pa
     if len(planted_alphas):
         planted = AlphaSet("planted", [str(f) for f in planted_alphas["formula"]],
                            [str(n) for n in planted_alphas["name"]])
-    table = miner_table(sets, panel, labels_tensor(panel, labels), split_ranges(splits)[segment],
-                        planted, min_stocks)
+    ranges = split_ranges(splits)
+    table = miner_table(sets, panel, labels_tensor(panel, labels), ranges[segment], planted,
+                        min_stocks, orient_days=ranges["train"])
     table.insert(1, "segment", segment)
     return table
 
@@ -264,7 +352,7 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
                           **data: Any
                           ) -> tuple[str, dict[str, Any], pd.DataFrame, dict[str, Any]]:
     """Returns the HTML report, the figures (for kedro-viz), the comparison table, the manifest."""
-    methods = method_results(data)
+    methods = method_results(data, parameters)
     fingerprint = str(data_report.get("panel", {}).get("fingerprint", "unknown"))
     manifest = build_manifest(parameters, fingerprint, provenance=report_provenance(
         market_panel, labels, splits))
@@ -285,8 +373,15 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
     summary = data.get("comparison_summary")
     if isinstance(summary, dict) and summary.get("html"):
         sections.append(("multi-seed", "Methods over seeds", summary["html"]))
+    sections.append(combiners_section(
+        {m: data.get(f"{m}__combiner_comparison") for m in ALPHA_SET_METHODS},
+        horizon=label_horizons(parameters)["label_horizon"]))
+    if "synthetic_quality" in data:
+        sections.append(synthetic_section(data["synthetic_quality"]))
     html = build_report(methods, relative_paths(manifest, root), data_report=data_report,
-                        planted=planted, mining=mining, sections=sections)
+                        planted=planted, mining=mining, sections=sections,
+                        horizons=horizons_table(label_horizons(parameters)))
     figures = all_method_figures(methods)
     table = comparison_table(methods, numeric=True).reset_index()
+    table.insert(1, "combiner", [m.combiner for m in methods])
     return html, figures, table, manifest

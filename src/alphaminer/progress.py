@@ -6,9 +6,15 @@ stderr is not a terminal, :func:`progress` returns a :class:`LogProgress` instea
 every ``ALPHAMINER_PROGRESS_INTERVAL`` seconds (default 30) and once at the end of a loop that
 took longer than a few seconds. ``ALPHAMINER_PROGRESS=bar|log|off`` forces one behaviour.
 
-:func:`wide_rich_handler` is a logging handler factory for ``conf/logging.yml``: Kedro's
-``RichHandler`` on a console that is not a terminal wraps at 80 columns; this one uses the
-terminal's width on a terminal and ``ALPHAMINER_LOG_WIDTH`` (default 200) otherwise.
+Rich (Kedro's ``RichHandler``) wraps every log line at 80 columns when its output is a file or a
+pipe. Kedro 1.7 does not let ``conf/logging.yml`` name a handler factory (no ``()`` key, classes
+only from ``logging``/``kedro.logging``), so the project widens the consoles instead:
+:func:`widen_log_consoles`, called from ``settings.py`` (after Kedro has configured logging,
+from Kedro's default config or ``KEDRO_LOGGING_CONFIG``), gives every Rich handler that does not
+write to a terminal the width :func:`log_width` (``ALPHAMINER_LOG_WIDTH``, else ``COLUMNS``,
+else 200) and exports ``COLUMNS`` when stdout is not a terminal,
+so consoles made later (ParallelRunner's spawned workers configure logging anew) are wide too.
+On a terminal nothing changes. :func:`wide_rich_handler` builds such a handler in code.
 """
 
 from __future__ import annotations
@@ -145,25 +151,75 @@ def progress(iterable: Iterable[Any] | None = None, *, desc: str = "",
                        disable=disable or mode == "off")
 
 
+#: width of log lines off a terminal when neither ``COLUMNS`` nor ``ALPHAMINER_LOG_WIDTH`` says
+DEFAULT_LOG_WIDTH = 200
+
+
+def log_width() -> int:
+    """Columns for log output that is not a terminal: ``ALPHAMINER_LOG_WIDTH``, else
+    ``COLUMNS`` (Rich's own setting), else 200; never under Rich's default 80."""
+    for var in ("ALPHAMINER_LOG_WIDTH", "COLUMNS"):
+        text = os.environ.get(var, "").strip()
+        if text.isdigit():
+            return max(80, int(text))
+    return DEFAULT_LOG_WIDTH
+
+
+def _isatty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(callable(isatty) and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def _handlers() -> Iterator[logging.Handler]:
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    seen: set[int] = set()
+    for lg in loggers:
+        for handler in lg.handlers:
+            if id(handler) not in seen:
+                seen.add(id(handler))
+                yield handler
+
+
+def widen_log_consoles() -> int:
+    """Give every configured Rich log handler that does not write to a terminal the width
+    :func:`log_width`, and export ``COLUMNS`` when stdout is not a terminal (for handlers made
+    later, in this process or a child). Returns the number of handlers widened."""
+    if not _isatty(sys.stdout):
+        os.environ.setdefault("COLUMNS", str(log_width()))
+    try:
+        from rich.logging import RichHandler
+    except ImportError:
+        return 0
+    width, widened = log_width(), 0
+    for handler in _handlers():
+        console = getattr(handler, "console", None)
+        if isinstance(handler, RichHandler) and console is not None \
+                and not console.is_terminal and console.width != width:
+            console.width = width
+            widened += 1
+    return widened
+
+
 def _wide_console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     console = Console(stderr=stderr)
     if not console.is_terminal:
-        try:
-            width = int(os.environ.get("ALPHAMINER_LOG_WIDTH", "200"))
-        except ValueError:
-            width = 200
-        console = Console(stderr=stderr, width=max(80, width))
+        console = Console(stderr=stderr, width=log_width())
     return console
 
 
 def wide_rich_handler(**kwargs: Any) -> logging.Handler:
     """Kedro's ``RichHandler`` whose console does not wrap log lines at 80 columns when the
-    output is a file or a pipe (``ALPHAMINER_LOG_WIDTH``, default 200, sets the width)."""
+    output is a file or a pipe (:func:`log_width` columns)."""
     from kedro.logging import RichHandler
 
     return RichHandler(console=_wide_console(kwargs.pop("stderr", False)), **kwargs)
 
 
-__all__ = ["LogProgress", "progress", "progress_mode", "wide_rich_handler"]
+__all__ = ["LogProgress", "log_width", "progress", "progress_mode", "wide_rich_handler",
+           "widen_log_consoles"]

@@ -24,8 +24,17 @@ def cli() -> None:
               help="Extra parameters for every pair, as for kedro run: a.b=1,c=x.")
 @click.option("--timeout", "timeout_s", type=float, default=None,
               help="Seconds one pair may run before it is stopped and marked failed.")
+@click.option("--dask", "dask", is_flag=True, default=False,
+              help="Run the pairs as Dask tasks: on $DASK_SCHEDULER_ADDRESS (or "
+                   "--dask-scheduler) if set, else on a local cluster (127.0.0.1). The pairs "
+                   "of a seed run in order, the seeds in parallel.")
+@click.option("--dask-scheduler", default=None,
+              help="Address of the Dask scheduler for --dask (tcp://host:8786).")
+@click.option("--dask-workers", type=int, default=None,
+              help="Worker processes of the local cluster (default: seeds, up to the CPUs).")
 def compare(env: str | None, methods: str | None, seeds: str | None, params: str | None,
-            timeout_s: float | None) -> None:
+            timeout_s: float | None, dask: bool, dask_scheduler: str | None,
+            dask_workers: int | None) -> None:
     """Run the chosen methods x seeds (each pair its own kedro run) and write the tables.
 
     Finished pairs are skipped, so rerunning after an interruption resumes; a failing pair is
@@ -42,7 +51,9 @@ def compare(env: str | None, methods: str | None, seeds: str | None, params: str
         project, env=env,
         methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
         seeds=[int(s) for s in seeds.split(",") if s.strip()] if seeds else None,
-        params=params, timeout_s=timeout_s, progress=click.echo)
+        params=params, timeout_s=timeout_s, progress=click.echo,
+        dask=(dask_scheduler or True) if (dask or dask_scheduler) else None,
+        n_workers=dask_workers)
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         click.echo(f"failed: {o.method} seed {o.seed}: {(o.error or '').splitlines()[0]}")

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class RunLockHooks:
-    """One run at a time per project data folder: ``data/.lock``, held for the whole run.
+    """One run at a time per data root (``data/.lock`` by default), held for the whole run.
 
     Two concurrent ``kedro run``\\ s in one project would read and overwrite each other's
     datasets (a report computed on the other run's panel, with this run's fingerprint in its
@@ -35,10 +35,14 @@ class RunLockHooks:
         self.project_path: Path | None = None
         self._lock: FolderLock | None = None
 
-    def data_root(self) -> Path:
-        """The folder whose lock a run takes: the project's ``data/``."""
+    def data_root(self, run_params: dict[str, Any] | None = None) -> Path:
+        """The folder whose lock a run takes: the run's ``data_root`` runtime parameter
+        (relative to the project, default ``data/``). Every catalog path lives under it, so
+        runs in different data roots cannot touch each other's datasets and may run together
+        (``kedro compare --dask`` runs the seeds' pairs side by side this way)."""
         root = self.project_path if self.project_path is not None else Path.cwd()
-        return root / "data"
+        rel = ((run_params or {}).get("runtime_params") or {}).get("data_root") or "data"
+        return root / str(rel)
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -51,7 +55,7 @@ class RunLockHooks:
             # a previous run in this process failed in another hook's before_pipeline_run,
             # after we had locked and before any after/on_error hook could release
             self._lock.release()
-        lock = FolderLock(self.data_root(), what="data folder")
+        lock = FolderLock(self.data_root(run_params), what="data folder")
         lock.acquire()
         self._lock = lock
         log.info("locked %s for this run (PID %d)", lock.folder, os.getpid())

@@ -97,7 +97,9 @@ def test_manifest_names_exact_input_versions_and_writer_params(runs):
     assert len(versioned) > 40
     from kedro.config import OmegaConfigLoader
 
-    catalog = OmegaConfigLoader(str(proj / "conf"), env="test")["catalog"]
+    from alphaminer.settings import CONFIG_LOADER_ARGS
+
+    catalog = OmegaConfigLoader(str(proj / "conf"), env="test", **CONFIG_LOADER_ARGS)["catalog"]
     for name, entry in prov["inputs"].items():
         if entry["version"] is None:
             continue

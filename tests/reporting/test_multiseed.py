@@ -85,7 +85,33 @@ def test_hash_ignores_seed_root_and_comparison_block_only():
     assert comparison_hash(base) != comparison_hash({**base, "backtest": {"k": 2}})
 
 
+def test_hash_ignores_checkpoint_folders_under_each_pairs_own_root():
+    """Checkpoint folders resolve under the pair's data root and do not change results."""
+    a = {"seed": 0, "data_root": "data/comparison/x/seed_0",
+         "gp": {"mining": {"checkpoint_dir": "data/comparison/x/seed_0/06_models/gp/ck",
+                           "pool": {"capacity": 10}}}}
+    b = {"seed": 1, "data_root": "data/comparison/x/seed_1",
+         "gp": {"mining": {"checkpoint_dir": "data/comparison/x/seed_1/06_models/gp/ck",
+                           "pool": {"capacity": 10}}}}
+    driver = {"gp": {"mining": {"checkpoint_dir": "data/06_models/gp/ck",
+                                "pool": {"capacity": 10}}}}
+    assert comparison_hash(a) == comparison_hash(b) == comparison_hash(driver)
+    c = {**b, "gp": {"mining": {"checkpoint_dir": "x", "pool": {"capacity": 20}}}}
+    assert comparison_hash(a) != comparison_hash(c)
+
+
 def test_records_drop_non_numbers():
     r = _rec("gp", 0, 0.1, float("nan"))
     assert "flag" not in r["metrics"] and "segment" not in r["metrics"]
     assert r["metrics"]["sharpe_standard"] is None  # NaN → null (JSON-safe)
+
+
+def test_hash_of_typed_parameters_equals_the_written_mapping():
+    """Kedro hands nodes typed models; the driver may hold them too: same hash as the YAML."""
+    from alphaminer.parameters import GPMiningParams
+
+    written = {"checkpoint_dir": "data/comparison/x/seed_0/06_models/gp/ck",
+               "pool": {"capacity": 10}}
+    typed = {"gp": {"mining": GPMiningParams.coerce(written)}}
+    raw = {"gp": {"mining": {**written, "checkpoint_dir": "data/06_models/gp/ck"}}}
+    assert comparison_hash(typed) == comparison_hash(raw)

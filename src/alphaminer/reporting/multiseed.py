@@ -38,13 +38,30 @@ TABLE4_COLUMNS: tuple[Column, ...] = (
 def comparison_hash(parameters: Mapping[str, Any]) -> str:
     """12 hex digits of the SHA-256 of the parameters that all pairs of one comparison share.
 
-    The seed, the data root and the ``comparison`` block itself are left out, so adding a seed or
-    a method keeps the finished pairs; any other parameter change starts a fresh comparison tree.
+    The seed, the data root, the ``comparison`` block itself and every ``checkpoint_dir`` (it
+    resolves under the pair's data root and does not change results) are left out, so adding a
+    seed or a method keeps the finished pairs; any other parameter change starts a fresh
+    comparison tree.
     """
-    from alphaminer.reporting.manifest import canonical_json
+    from alphaminer.reporting.manifest import canonical, canonical_json
 
-    shared = {k: v for k, v in parameters.items() if k not in PAIR_KEYS}
+    # canonical first: typed parameter models become the mappings they were written as
+    shared = _without_paths(canonical({k: v for k, v in parameters.items()
+                                       if k not in PAIR_KEYS}))
     return hashlib.sha256(canonical_json(shared).encode()).hexdigest()[:12]
+
+
+#: keys that only say where a run keeps its resumable state, not what it computes; they resolve
+#: under each pair's own data root, so they differ from pair to pair
+LOCATION_KEYS: frozenset[str] = frozenset({"checkpoint_dir"})
+
+
+def _without_paths(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_paths(v) for k, v in value.items() if k not in LOCATION_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_without_paths(v) for v in value]
+    return value
 
 
 def pair_root(base: str, digest: str, seed: int) -> str:

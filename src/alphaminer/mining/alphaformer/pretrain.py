@@ -34,6 +34,7 @@ from alphaminer.evaluation.pool import PoolConfig
 from alphaminer.evaluation.scorer import CandidateScorer
 from alphaminer.expr.grammar import RPNBuilder
 from alphaminer.expr.vocab import Vocabulary
+from alphaminer.mining.alphaformer import distributed as ddp
 from alphaminer.mining.alphaformer.model import AlphaFormer, AlphaFormerConfig, market_features
 from alphaminer.mining.base import locked_store, offer_to_pool, pool_ic
 from alphaminer.mining.ppo import PPO, PPOConfig, collect
@@ -143,7 +144,8 @@ class Pretrainer:
                  model_config: AlphaFormerConfig | dict | None = None,
                  config: PretrainConfig | dict | None = None,
                  scorer_factory: Callable[[Market, int], Any] | None = None) -> None:
-        self.markets = list(markets)
+        self.dist = ddp.context()  # under torchrun: this rank's markets, averaged gradients
+        self.markets = ddp.shard(list(markets), self.dist)
         self.vocab = vocab or Vocabulary.default()
         self.model_config = model_config if isinstance(model_config, AlphaFormerConfig) \
             else AlphaFormerConfig.from_dict(model_config)
@@ -153,9 +155,11 @@ class Pretrainer:
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.model = AlphaFormer(self.vocab, self.model_config).to(self.device)
+        ddp.broadcast_parameters(self.model, self.dist)
+        self._grad_hooks = ddp.average_gradients(self.model, self.dist)
         self.ppo = PPO(self.model, PPOConfig.from_dict(cfg.ppo))
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
+        self.generator = torch.Generator().manual_seed(cfg.seed + self.dist.rank)
+        self.rng = np.random.default_rng(cfg.seed + self.dist.rank)
         self.scorer_factory = scorer_factory or self._default_scorer
         self.slots: list[_Slot] = []
         self._data = [m.features for m in self.markets]
@@ -222,8 +226,13 @@ class Pretrainer:
     def run(self, checkpoint_dir: str | Path | None = None, progress: bool = True
             ) -> PretrainResult:
         cfg = self.config
-        with locked_store(checkpoint_dir, self._run_key()) as store:
-            it0 = self._resume(store)
+        main = self.dist.is_main  # only rank 0 writes checkpoints
+        with locked_store(checkpoint_dir if main else None, self._run_key()) as store:
+            it0 = ddp.broadcast_object(self._resume(store), self.dist)
+            if it0 and self.dist.active:
+                raise RuntimeError("resuming a multi-process pre-training is not supported "
+                                   "(the checkpoint holds rank 0's episodes only); resume it "
+                                   "in one process or start a new checkpoint folder")
             if not self.slots:
                 self.slots = [self._new_slot() for _ in range(cfg.slots)]
             t0 = time.perf_counter()
@@ -247,6 +256,7 @@ class Pretrainer:
                 "market_shapes": [[m.panel.T, m.panel.S] for m in self.markets],
                 "updates": cfg.updates, "formulas_generated": cfg.updates * cfg.batch_size,
                 "device": str(self.device), "seconds": elapsed,
+                "world_size": self.dist.world_size,
                 "updates_per_minute": done / elapsed * 60 if elapsed > 0 and done else
                 float("nan")}
         return PretrainResult(self.model, list(self.ppo.history), meta)

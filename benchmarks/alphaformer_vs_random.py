@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,10 @@ def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: i
     sc = CandidateScorer(panel, y, days=splits.ranges["train"], pool=PoolConfig(
         capacity=capacity, min_stocks=10, compute_rank_ic=False), min_stocks=10,
         compute_rank_ic=False)
+    cpu = time.process_time()
     res = AlphaFormerMiner(sc, model, {"n_candidates": n, "batch_size": 100, "seed": seed}
                            ).run(progress=False)
+    cpu = time.process_time() - cpu
     test = CandidateScorer(panel, y, days=splits.ranges["test"], min_stocks=10,
                            compute_rank_ic=False)
     test_ic = float("nan")
@@ -65,7 +68,9 @@ def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: i
         test_ic = float(torch.nanmean(daily_ic(comb.unsqueeze(0), test.target, 10)))
     return {"seed": seed, "pool_ic_train": res.meta["pool_ic_train"], "pool_ic_test": test_ic,
             "pool_size": len(res.formulas), "unique": res.meta["unique_candidates"],
-            "candidates_per_second": res.meta["candidates_per_second"]}
+            "candidates_per_second": res.meta["candidates_per_second"],
+            "seconds": res.meta["seconds"], "cpu_seconds": cpu,
+            "phase_seconds": res.meta["phase_seconds"], "pool_skipped": res.meta["pool_skipped"]}
 
 
 def main() -> None:

@@ -556,21 +556,35 @@ class CandidateScorer:
         return np.abs(corr).max(axis=1)
 
     # ------------------------------------------------------------------ values and commits
+    def _checked(self, formula: str | Node) -> tuple[str, torch.Tensor]:
+        """Canonical text and ``[T, S]`` split values (a view) of a formula that scores ok.
+
+        Only the pool-independent verdict matters here, so a cached ``ok`` entry is used as is:
+        re-pricing it against a changed pool or reference set (a dry run whose result nobody
+        reads) would cost a whole scoring pass per commit. Uncached formulas are scored first.
+        """
+        key, node, _ = self._resolve(formula)
+        entry = self._cache.get(key)
+        if entry is not None:
+            self._cache.move_to_end(key)
+            sc = entry.score
+        else:
+            sc = self._score([formula], count=False)[0]
+        if not sc.ok or node is None:
+            raise ValueError(f"{sc.formula}: {sc.reason}")
+        return key, self._split_values(node)
+
     def values(self, formula: str | Node) -> torch.Tensor:
         """``[T, S]`` values of ``formula`` on the split (a copy). Raises ``ValueError`` with the
         reason when the formula fails."""
-        sc = self._score([formula], count=False)[0]
-        if not sc.ok:
-            raise ValueError(f"{sc.formula}: {sc.reason}")
-        node = formula if isinstance(formula, Node) else parse(str(formula))
-        return self._split_values(node).clone()
+        return self._checked(formula)[1].clone()
 
     def commit(self, formula: str | Node) -> AddResult:
         """``pool.try_add`` of the formula's values under its canonical text."""
         if self.pool is None:
             raise RuntimeError("this scorer has no pool: pass pool=AlphaPool(...)/PoolConfig")
-        v = self.values(formula)
-        res = self.pool.try_add(self._score([formula], count=False)[0].formula, v)
+        key, v = self._checked(formula)
+        res = self.pool.try_add(key, v.clone())
         if res.accepted:
             self._pool_version += 1
         return res

@@ -4,25 +4,35 @@ The model is conditioned on the target market's dataset embedding — the last `
 *strictly inside* the scorer's split (``[t1 − window, t1)``), so nothing after the split is read —
 and on the current pool. ``n_candidates`` formulas are sampled in batches of ``batch_size`` under
 the grammar mask (:func:`alphaminer.mining.ppo.collect`); after each batch every new formula the
-scorer can score is offered, in order, to the scorer's pool of capacity ``M`` (Algorithm 1,
-:func:`alphaminer.mining.base.offer_to_pool`), and the next batch sees the updated pool. A
-formula already offered is not offered again (a repeat is a duplicate of itself). No gradient
-step is ever taken. The result is a :class:`~alphaminer.mining.base.MiningResult`: the pool
-(formulas, weights) and ``n_candidates`` (the comparison's *Num Factors*).
+scorer can score is offered, in order, to the scorer's pool of capacity ``M`` (Algorithm 1:
+``try_add`` one after the other, as :func:`alphaminer.mining.base.offer_to_pool`), and the next
+batch sees the updated pool. A formula already offered is not offered again (a repeat is a
+duplicate of itself). No gradient step is ever taken. The result is a
+:class:`~alphaminer.mining.base.MiningResult`: the pool (formulas, weights) and
+``n_candidates`` (the comparison's *Num Factors*).
+
+Speed, without changing the result (``tests/mining/test_alphaformer_infer_speed.py`` checks the
+pool against the plain loop): decoding is incremental (:meth:`AlphaFormer.step`) and runs with
+one torch thread; a batch is scored and offered a scorer batch (``scorer.batch_size``) at a
+time, so the scorer's dry run of ``try_add`` is fresh for each chunk and a candidate it rejected
+before anything in the chunk entered is not offered again (:meth:`AlphaFormerMiner._offer`).
+``meta["phase_seconds"]`` splits the run into decode / score / pool.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
+from alphaminer.evaluation.metrics import serial_torch
 from alphaminer.expr.grammar import RPNBuilder
 from alphaminer.mining.alphaformer.model import AlphaFormer, market_features
-from alphaminer.mining.base import MiningResult, offer_to_pool, pool_ic
+from alphaminer.mining.base import MiningResult, pool_ic
 from alphaminer.mining.ppo import collect
 from alphaminer.runtime import config_from
 
@@ -90,6 +100,25 @@ class AlphaFormerMiner:
         self.generator = torch.Generator().manual_seed(self.config.seed)
         #: the formulas offered to the pool, in order (replaying them rebuilds the pool)
         self.offered: list[str] = []
+        self._skipped = 0  # candidates whose rejection was their dry run's (see _offer)
+
+    def _offer(self, scored: list[tuple[str, Any]]) -> list[str]:
+        """Offer a chunk's ok candidates to the pool in order (Algorithm 1); returns them.
+
+        Each score carries the scorer's dry run of ``try_add`` against the pool as it was when
+        the chunk was scored. Until the first candidate of the chunk enters, the pool is that
+        very pool, and ``try_add`` is deterministic: a candidate the dry run rejected would be
+        rejected again, so it is not re-evaluated (no values, z-scores or refit). After a
+        change every remaining candidate goes through :meth:`CandidateScorer.commit`, whose
+        values are still in the evaluator's cache because the chunk was scored just before.
+        """
+        changed = False
+        for f, s in scored:
+            if not changed and s.pool_accepted is False:
+                self._skipped += 1
+                continue
+            changed |= self.scorer.commit(f).accepted
+        return [f for f, _ in scored]
 
     def _builder(self) -> RPNBuilder:
         return RPNBuilder(self.model.vocab, max_len=self.model.config.max_len)
@@ -103,6 +132,13 @@ class AlphaFormerMiner:
         seen: set[str] = set()
         history: list[dict[str, float]] = []
         n = 0
+        phases = {"decode": 0.0, "score": 0.0, "pool": 0.0}
+
+        def clock(since: float, phase: str) -> float:
+            now = time.perf_counter()
+            phases[phase] += now - since
+            return now
+
         t0 = time.perf_counter()
         batches = range(0, cfg.n_candidates, cfg.batch_size)
         if progress:
@@ -113,17 +149,32 @@ class AlphaFormerMiner:
             bs = min(cfg.batch_size, cfg.n_candidates - start)
             ctx = self.model.make_context([self.features], [0] * bs,
                                           [list(self.scorer.pool.names)] * bs)
-            ro = collect(policy, self._builder, bs, self.model.config.max_len + 1,
-                         generator=self.generator, context=ctx)
+            c = time.perf_counter()
+            # one intra-op thread: a step's ops are tiny ([B, 1, d]), and OpenMP regions that
+            # spin-wait for a descheduled thread made decoding 10x slower on a loaded 2-core host
+            with serial_torch() if self.model.device.type == "cpu" else nullcontext():
+                ro = collect(policy, self._builder, bs, self.model.config.max_len + 1,
+                             generator=self.generator, context=ctx)
             formulas = [str(b.finish()) for b in ro.builders]
             n += bs
             new = list(dict.fromkeys(f for f in formulas if f not in seen))
             seen.update(new)
-            scores = self.scorer.score(new)
-            ok = [f for f, s in zip(new, scores) if s.ok]
-            self.offered.extend(offer_to_pool(self.scorer, ok))
+            c = clock(c, "decode")
+            n_ok = 0
+            # scored and offered a chunk at a time (see _offer); the chunk is the scorer's own
+            # batch, so scoring does the same batched work as one call on the whole batch
+            chunk = max(1, int(getattr(self.scorer, "batch_size", len(new))))
+            for i in range(0, len(new), chunk):
+                part = new[i:i + chunk]
+                scores = self.scorer.score(part)
+                c = clock(c, "score")
+                ok = [(f, s) for f, s in zip(part, scores) if s.ok]
+                n_ok += len(ok)
+                with serial_torch() if self.model.device.type == "cpu" else nullcontext():
+                    self.offered.extend(self._offer(ok))
+                c = clock(c, "pool")
             history.append({"batch": len(history), "candidates": float(n),
-                            "new": float(len(new)), "valid_share": len(ok) / max(len(new), 1),
+                            "new": float(len(new)), "valid_share": n_ok / max(len(new), 1),
                             "pool_ic": pool_ic(self.scorer), "pool_size": len(self.scorer.pool),
                             "seconds": time.perf_counter() - t0})
             log.info("alphaformer: %d candidates, pool IC %.4f (%d members)", n,
@@ -135,4 +186,5 @@ class AlphaFormerMiner:
                   "dataset_window": [int(self.scorer.days[1]) - self.model.config.window,
                                      int(self.scorer.days[1])],
                   "unique_candidates": len(seen), "seconds": elapsed,
+                  "phase_seconds": phases, "pool_skipped": self._skipped,
                   "candidates_per_second": n / elapsed if elapsed > 0 else float("nan")})

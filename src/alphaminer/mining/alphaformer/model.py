@@ -117,6 +117,21 @@ def market_features(panel: Panel, t_end: int, window: int, features: Sequence[st
     return out[:, keep].transpose(0, 1).to(torch.float32).contiguous()
 
 
+def _decoder_layer_last(layer: nn.TransformerDecoderLayer, x: torch.Tensor, seen: torch.Tensor,
+                        mem: torch.Tensor, mem_pad: torch.Tensor) -> torch.Tensor:
+    """``layer``'s output at the newest position ``x [B, 1, d]`` given all its inputs so far
+    ``seen [B, t+1, d]`` (``x`` last): the same sub-blocks as ``TransformerDecoderLayer.forward``
+    with the causal self-attention reduced to its last query."""
+    if layer.norm_first:
+        kv = layer.norm1(seen)
+        x = x + layer.dropout1(layer.self_attn(layer.norm1(x), kv, kv, need_weights=False)[0])
+        x = x + layer._mha_block(layer.norm2(x), mem, None, mem_pad)
+        return x + layer._ff_block(layer.norm3(x))
+    x = layer.norm1(x + layer.dropout1(layer.self_attn(x, seen, seen, need_weights=False)[0]))
+    x = layer.norm2(x + layer._mha_block(x, mem, None, mem_pad))
+    return layer.norm3(x + layer._ff_block(x))
+
+
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
 
@@ -266,11 +281,28 @@ class AlphaFormer(nn.Module):
 
     def step(self, prev: torch.Tensor, state: dict[str, Any], context: Any = None
              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Logits of the next token: :meth:`decode`'s last position, computed incrementally.
+
+        The decoder is causal, so every layer's output at an earlier position is the one computed
+        at that earlier step: ``state["cache"]`` keeps each layer's inputs so far, and a step runs
+        only the newest position through the layers (self-attention over the cached inputs,
+        which is the causal mask's last row) instead of the whole prefix again.
+        """
         prefix = state["prefix"]
         if not bool((prev < 0).all()):
             prefix = torch.cat([prefix, prev.to(self.device).clamp(min=0).unsqueeze(1)], dim=1)
-        logits = self.decode(prefix, state["mem"], state["mem_pad"])[:, -1]
-        return logits.cpu(), state["value"].cpu(), {**state, "prefix": prefix}
+        t = prefix.shape[1] - 1
+        x = self.tok_embed(prefix[:, t:]) + self.pos_embed.weight[t]  # [B, 1, d]
+        old = state.get("cache")
+        cache = []
+        for i, layer in enumerate(self.decoder.layers):
+            seen = x if old is None else torch.cat([old[i], x], dim=1)
+            cache.append(seen)
+            x = _decoder_layer_last(layer, x, seen, state["mem"], state["mem_pad"])
+        if self.decoder.norm is not None:
+            x = self.decoder.norm(x)
+        logits = self.head(x[:, 0])
+        return logits.cpu(), state["value"].cpu(), {**state, "prefix": prefix, "cache": cache}
 
     def evaluate(self, tokens: torch.Tensor, context: dict[str, Any]
                  ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -59,7 +59,15 @@ def test_quality_report_and_models(project: Path) -> None:
     assert sum(q["wins"].values()) == sum(
         sum(m[g] for g in ("gru", "transformer", "diffusion")) for m in q["markets"])
     assert abs(sum(q["win_share"].values()) - 1) < 1e-9
-    assert set(q["target"]) == {"selected_auc", "best_generator", "best_generator_auc", "met"}
+    t = q["target"]
+    assert set(t) == {"selected_auc", "best_generator", "best_generator_auc", "met",
+                      "difference", "difference_std", "difference_se", "folds_total",
+                      "decisive"}
+    assert t["met"] == (t["selected_auc"] <= t["best_generator_auc"])
+    # paired folds: the mean per-fold difference is the difference of the mean AUCs
+    assert t["difference"] == pytest.approx(t["selected_auc"] - t["best_generator_auc"])
+    assert t["folds_total"] == 2 * 3  # conf/test: 2 folds x the 3 repeats of conf/base
+    assert set(q["auc_std"]) == set(q["auc"])
     assert latest(project / "data/08_reporting/synthetic/quality.png").stat().st_size > 0
     models = latest(project / "data/06_models/synthetic/models")
     cfg = json.loads((models / "config.json").read_text())

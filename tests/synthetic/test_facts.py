@@ -10,6 +10,8 @@ from alphaminer.synthetic import (
     autocorrelation,
     cross_sectional_correlation,
     discriminator_auc,
+    discriminator_scores,
+    paired_difference,
     stylised_facts,
 )
 
@@ -63,3 +65,32 @@ def test_discriminator_auc_separates_only_different_data() -> None:
     assert abs(same - 0.5) < 0.1
     assert diff > 0.9
     assert discriminator_auc(a, c, classifier="gbm", folds=3, max_windows=200) > 0.9
+
+
+def test_discriminator_scores_are_paired_across_sources() -> None:
+    """Same seed and sizes → same real windows and folds: a source identical to another
+    scores identically fold by fold, and repeats multiply the folds."""
+    rng = np.random.default_rng(2)
+    real = rng.normal(0, 1, (200, 10, 6))
+    syn = rng.normal(0, 1, (200, 10, 6))
+    syn[..., 0] *= 1.3
+    s1 = discriminator_scores(real, syn, classifier="logistic", folds=4, repeats=2, seed=5)
+    s2 = discriminator_scores(real, syn.copy(), classifier="logistic", folds=4, repeats=2,
+                              seed=5)
+    assert s1.shape == (8,) and np.array_equal(s1, s2)
+    assert discriminator_auc(real, syn, classifier="logistic", folds=4, repeats=2,
+                             seed=5) == pytest.approx(s1.mean())
+    assert len(discriminator_scores(real[:3], syn, folds=4)) == 0
+
+
+def test_paired_difference_matches_hand_computation() -> None:
+    a, b = np.array([0.90, 0.92, 0.91, 0.95]), np.array([0.91, 0.93, 0.93, 0.95])
+    d = a - b                                       # -0.01 -0.01 -0.02 0.00
+    out = paired_difference(a, b)
+    sd = np.sqrt(((d - d.mean()) ** 2).sum() / 3)
+    assert out["difference"] == pytest.approx(-0.01)
+    assert out["difference_std"] == pytest.approx(sd)
+    assert out["difference_se"] == pytest.approx(sd / 2)
+    assert out["folds_total"] == 4
+    assert out["decisive"] is bool(sd < 0.01)  # |mean| 0.01 > 2 · sd / √4
+    assert paired_difference(a[:1], b[:1])["decisive"] is False

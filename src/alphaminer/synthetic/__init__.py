@@ -15,6 +15,7 @@ from .facts import (
     autocorrelation,
     cross_sectional_correlation,
     discriminator_auc,
+    discriminator_scores,
     panel_facts,
     rep_windows,
     returns_and_volume,
@@ -23,7 +24,13 @@ from .facts import (
 )
 from .mixture import MixtureHead
 from .models import GENERATORS, SyntheticModels, build_model, resolve_generators
-from .quality import FACT_COLUMNS, QualityConfig, quality_figure, quality_report
+from .quality import (
+    FACT_COLUMNS,
+    QualityConfig,
+    paired_difference,
+    quality_figure,
+    quality_report,
+)
 from .recurrent import RecurrentConfig, RecurrentDensity
 from .representation import (
     RAW_FEATURES,
@@ -51,7 +58,9 @@ __all__ = [
     "RealSequences", "RecurrentConfig", "RecurrentDensity", "Scaler", "SyntheticModels",
     "SyntheticTrainConfig", "TransformerConfig", "assemble_market", "autocorrelation",
     "build_model", "cross_sectional_correlation", "decode", "discriminator_auc",
-    "draw_contexts", "encode", "fit_model", "lazy_markets", "panel_facts", "panel_from_bars",
+    "discriminator_scores",
+    "draw_contexts", "encode", "fit_model", "lazy_markets", "paired_difference", "panel_facts",
+    "panel_from_bars",
     "quality_figure", "quality_report", "rep_windows", "resolve_generators",
     "returns_and_volume", "select_best", "stylised_facts", "train_synthetic_models",
     "window_features",

@@ -13,7 +13,7 @@ import numpy as np
 
 from alphaminer.panel import Panel
 
-from .facts import discriminator_auc, panel_facts, rep_windows
+from .facts import discriminator_scores, panel_facts, rep_windows
 
 #: Scalar facts shown in the table, in order.
 FACT_COLUMNS: tuple[str, ...] = (
@@ -31,6 +31,7 @@ class QualityConfig:
     classifier: str = "gbm"
     folds: int = 5
     acf_lags: int = 10
+    repeats: int = 1          # repeated K-fold: more paired folds, a more decisive comparison
 
 
 def quality_report(real: Panel, sources: Mapping[str, Sequence[Panel]],
@@ -47,19 +48,27 @@ def quality_report(real: Panel, sources: Mapping[str, Sequence[Panel]],
     facts = {"real": panel_facts([real], cfg.acf_lags)}
     facts.update({n: panel_facts(list(ps), cfg.acf_lags) for n, ps in sources.items()})
     real_w = rep_windows(real, cfg.window)
-    auc: dict[str, float] = {}
+    # One seed for every source: the same real windows, the same synthetic window positions
+    # (every source is built on the same contexts) and the same folds, so the per-fold AUCs of
+    # two sources are paired and their difference is judged against its own (small) noise.
+    scores: dict[str, np.ndarray] = {}
     n_windows: dict[str, int] = {"real": int(len(real_w))}
-    for i, (n, ps) in enumerate(sources.items()):
+    for n, ps in sources.items():
         syn = np.concatenate([rep_windows(p, cfg.window) for p in ps])
         n_windows[n] = int(len(syn))
-        auc[n] = discriminator_auc(real_w, syn, classifier=cfg.classifier, folds=cfg.folds,
-                                   max_windows=cfg.max_windows, seed=seed + i)
+        scores[n] = discriminator_scores(real_w, syn, classifier=cfg.classifier,
+                                         folds=cfg.folds, max_windows=cfg.max_windows,
+                                         seed=seed, repeats=cfg.repeats)
+    auc = {n: float(np.mean(s)) if len(s) else float("nan") for n, s in scores.items()}
+    auc_std = {n: float(np.std(s, ddof=1)) if len(s) > 1 else float("nan")
+               for n, s in scores.items()}
     total = max(sum(wins.values()), 1)
     share = {g: wins[g] / total for g in wins}
     rows = []
     for n, f in facts.items():
         rows.append({"source": n, **{c: f[c] for c in FACT_COLUMNS},
                      "discriminator_auc": auc.get(n, float("nan")),
+                     "discriminator_auc_std": auc_std.get(n, float("nan")),
                      "win_share": share.get(n, float("nan")),
                      "windows": n_windows.get(n, 0)})
     gens = [n for n in sources if n != "selected" and np.isfinite(auc[n])]
@@ -68,13 +77,34 @@ def quality_report(real: Panel, sources: Mapping[str, Sequence[Panel]],
         best = min(gens, key=lambda g: auc[g])
         target = {"selected_auc": auc["selected"], "best_generator": best,
                   "best_generator_auc": auc[best],
-                  "met": bool(auc["selected"] <= auc[best])}
+                  "met": bool(auc["selected"] <= auc[best]),
+                  **paired_difference(scores["selected"], scores[best])}
     return {"facts": rows,
             "acf": {n: {"ret": f["acf_ret"], "abs_ret": f["acf_abs_ret"]}
                     for n, f in facts.items()},
-            "auc": auc, "wins": dict(wins), "win_share": share, "target": target,
+            "auc": auc, "auc_std": auc_std, "wins": dict(wins), "win_share": share,
+            "target": target,
             "config": {"markets": cfg.markets, "window": cfg.window,
-                       "classifier": cfg.classifier, "folds": cfg.folds}}
+                       "classifier": cfg.classifier, "folds": cfg.folds,
+                       "repeats": cfg.repeats, "max_windows": cfg.max_windows}}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Mean and spread of the per-fold AUC difference ``a − b`` of two paired sources.
+
+    ``difference_se`` is the naive standard error ``std / √k`` over the ``k`` folds
+    (optimistic: CV folds share training data); ``decisive`` says whether the mean
+    difference exceeds two of them, i.e. whether met/missed is more than fold noise.
+    """
+    if len(a) != len(b) or len(a) < 2:
+        return {"difference": float("nan"), "difference_std": float("nan"),
+                "difference_se": float("nan"), "folds_total": int(min(len(a), len(b))),
+                "decisive": False}
+    d = np.asarray(a, float) - np.asarray(b, float)
+    sd = float(np.std(d, ddof=1))
+    se = sd / np.sqrt(len(d))
+    return {"difference": float(d.mean()), "difference_std": sd, "difference_se": float(se),
+            "folds_total": int(len(d)), "decisive": bool(abs(d.mean()) > 2 * se)}
 
 
 def quality_figure(report: Mapping[str, Any], real: Panel | None = None,
@@ -131,4 +161,5 @@ def quality_figure(report: Mapping[str, Any], real: Panel | None = None,
     return fig
 
 
-__all__ = ["FACT_COLUMNS", "QualityConfig", "quality_figure", "quality_report"]
+__all__ = ["FACT_COLUMNS", "QualityConfig", "paired_difference", "quality_figure",
+           "quality_report"]

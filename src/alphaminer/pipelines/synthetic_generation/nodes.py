@@ -96,7 +96,9 @@ def market_quality(models: SyntheticModels, markets: dict[str, Callable[[], Pane
     report["markets"] = index
     t = report["target"]
     if t:
-        log.info("synthetic quality: selected AUC %.3f vs best generator %s %.3f -> target %s",
+        log.info("synthetic quality: selected AUC %.3f vs best generator %s %.3f -> target %s "
+                 "(paired difference %+.4f, s.e. %.4f over %d folds%s)",
                  t["selected_auc"], t["best_generator"], t["best_generator_auc"],
-                 "met" if t["met"] else "MISSED")
+                 "met" if t["met"] else "MISSED", t["difference"], t["difference_se"],
+                 t["folds_total"], "" if t["decisive"] else ": not decisive")
     return report, quality_figure(report, real, sources)

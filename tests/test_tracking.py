@@ -211,7 +211,10 @@ def test_kedro_run_is_tracked_and_metrics_read_back(tmp_path: Path) -> None:
     ALPHAMINER_TRACKING=1: the store holds the run's parameters and the numbers of its own
     ``<method>.backtest_metrics`` files."""
     project = scratch_project(tmp_path)
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", TRACKING_ENV: "1"}
+    # the default log width off a terminal, whatever the test process inherited
+    env = {**{k: v for k, v in os.environ.items()
+              if k not in ("COLUMNS", "ALPHAMINER_LOG_WIDTH", "KEDRO_LOGGING_CONFIG")},
+           "KEDRO_DISABLE_TELEMETRY": "1", TRACKING_ENV: "1"}
     methods = ("oracle", "library")
     out = subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--env", "test",

@@ -525,6 +525,16 @@ class ComparisonParams(ConfigModel):
     seeds: list[int] | None = None
 
 
+class ReportingParams(ConfigModel):
+    """``reporting``: what the research report draws."""
+
+    #: the per-method tear-sheet figures (histogram/QQ, monthly heatmap, decay, quantile
+    #: curves, spread, rank autocorrelation, excess return); the cross-method tear-sheet table
+    #: and decay chart are always drawn. conf/test turns them off: ~12 matplotlib figures per
+    #: method are most of the report's time, and the pipeline tests build many reports.
+    tearsheet_figures: StrictBool = True
+
+
 _METHOD_BLOCKS: dict[str, type[MethodParams]] = {
     "gp": GPMethodParams, "alphagen": AlphaGenMethodParams, "alpha2": Alpha2MethodParams,
     "alphaformer": AlphaFormerMethodParams}
@@ -538,7 +548,7 @@ ProjectParams = create_model(
     ingestion=(IngestionParams | None, None), alpha_library=(AlphaLibraryParams | None, None),
     feature_images=(FeatureImagesParams | None, None), alphanet=(AlphaNetParams | None, None),
     backtest=(BacktestParams | None, None), ml_baselines=(MLBaselinesParams | None, None),
-    synthetic=(SyntheticParams | None, None),
+    synthetic=(SyntheticParams | None, None), reporting=(ReportingParams | None, None),
     **{m: (_METHOD_BLOCKS.get(m, MethodParams) | None, None) for m in ALPHA_SET_METHODS})
 
 

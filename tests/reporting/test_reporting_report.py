@@ -197,3 +197,16 @@ def test_figures_are_causal(make_method):
                 if y1.size == len(m1.daily):  # a time series (not a horizontal reference line)
                     np.testing.assert_array_equal(y1[: t + 1], y2[: t + 1], err_msg=key)
                     assert not np.array_equal(y1, y2) or key == "drawdown"
+
+
+def test_tearsheet_figures_can_be_switched_off(make_method, manifest):
+    from alphaminer.reporting.report import ReportConfig, _slug
+
+    m = make_method("lib", seed=3)
+    on = build_report([m], manifest)
+    off = build_report([m], manifest, config=ReportConfig(tearsheet_figures=False))
+    for key in TEARSHEET_KEYS:
+        assert f'id="{_slug("lib", 0)}-{key}"' in on
+        assert f'id="{_slug("lib", 0)}-{key}"' not in off
+    assert "reporting.tearsheet_figures: false" in off
+    assert off.count("<img") < on.count("<img")

@@ -98,11 +98,14 @@ class ReportConfig:
         figures: figure settings (rolling window, annualisation, horizon, dpi).
         max_alpha_rows: alphas shown per method (the rest are counted, not shown).
         max_table_rows: rows shown of any other table (attribution, planted, data report).
+        tearsheet_figures: draw each method's tear-sheet figures (the cross-method tear-sheet
+            table and decay chart are drawn either way).
     """
 
     figures: FigureConfig = field(default_factory=FigureConfig)
     max_alpha_rows: int = 50
     max_table_rows: int = 200
+    tearsheet_figures: bool = True
 
 
 def esc(x: Any) -> str:
@@ -433,9 +436,14 @@ def _method_section(m: MethodResults, i: int, cfg: ReportConfig) -> str:
     for fig in figs.values():  # figures added later than FIGURE_KEYS are still released
         figure_to_base64_png(fig)
     parts.append(f'<h3 id="{slug}-tearsheet">Factor tear sheet</h3>')
-    caps = _tearsheet_captions(m)
-    for key, fig in tearsheet_figures(m, cfg.figures).items():
-        parts.append(_figure_html(fig, f"{m.name}: {key}", caps[key], f"{slug}-{key}"))
+    if cfg.tearsheet_figures:
+        caps = _tearsheet_captions(m)
+        for key, fig in tearsheet_figures(m, cfg.figures).items():
+            parts.append(_figure_html(fig, f"{m.name}: {key}", caps[key], f"{slug}-{key}"))
+    else:
+        parts.append('<p class="muted">Per-method tear-sheet figures are off in this run '
+                     "(<code>reporting.tearsheet_figures: false</code>); the tear-sheet table "
+                     "across methods above has the numbers.</p>")
     if m.attribution is not None:
         parts.append("<h3>Attribution</h3>" + frame_table(
             m.attribution, code_columns=("feature", "formula"), max_rows=cfg.max_table_rows))

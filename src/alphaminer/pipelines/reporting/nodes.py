@@ -23,6 +23,7 @@ from alphaminer.reporting import (
 )
 from alphaminer.reporting.combiners import combiners_section
 from alphaminer.reporting.manifest import data_fingerprint, provenance, relative_paths, run_context
+from alphaminer.reporting.report import ReportConfig
 from alphaminer.reporting.synthetic import synthetic_section
 
 log = logging.getLogger(__name__)
@@ -378,8 +379,10 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
         horizon=label_horizons(parameters)["label_horizon"]))
     if "synthetic_quality" in data:
         sections.append(synthetic_section(data["synthetic_quality"]))
+    show = bool(_param(parameters, "reporting", "tearsheet_figures", default=True))
     html = build_report(methods, relative_paths(manifest, root), data_report=data_report,
                         planted=planted, mining=mining, sections=sections,
+                        config=ReportConfig(tearsheet_figures=show),
                         horizons=horizons_table(label_horizons(parameters)))
     figures = all_method_figures(methods)
     table = comparison_table(methods, numeric=True).reset_index()

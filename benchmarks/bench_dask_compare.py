@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,12 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def scratch(tmp: Path) -> Path:
-    shutil.copy(REPO / "pyproject.toml", tmp / "pyproject.toml")
-    shutil.copytree(REPO / "conf", tmp / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp / "conf" / "local").mkdir(exist_ok=True)
-    (tmp / ".telemetry").write_text("consent: false\n")
-    (tmp / "src").mkdir(exist_ok=True)
-    return tmp
+    """A scratch copy of the project (the test suite's helper: conf, empty data/)."""
+    sys.path.insert(0, str(REPO / "tests" / "pipelines"))
+    from project_utils import scratch_project
+
+    return scratch_project(tmp)
 
 
 def table(project: Path) -> str:

@@ -178,9 +178,6 @@ class DaskRunner(AbstractRunner):
 
     # ---- run -------------------------------------------------------------------------------
 
-    def _validate_catalog(self, catalog: CatalogProtocol) -> None:
-        pass  # checked per pipeline in _check_handoffs, which needs the pipeline
-
     def _check_handoffs(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
         bad = in_memory_handoffs(pipeline, catalog)
         if bad:

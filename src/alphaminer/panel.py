@@ -256,14 +256,23 @@ class Panel:
 
     def frame(self, x: torch.Tensor, name: str = "value") -> pd.DataFrame:
         """Turn a ``[T, S]`` tensor aligned with this panel into a long frame (NaNs dropped)."""
-        if tuple(x.shape) != (self.T, self.S):
-            raise ValueError(f"expected [{self.T}, {self.S}], got {tuple(x.shape)}")
-        arr = x.detach().cpu().numpy().reshape(-1)
-        keep = np.isfinite(arr)
+        return self.frames({name: x})
+
+    def frames(self, columns: dict[str, torch.Tensor]) -> pd.DataFrame:
+        """Several ``[T, S]`` tensors as one long frame, one column each, on every
+        (day, stock) where at least one is finite (the others NaN there)."""
+        arrs = {}
+        for name, x in columns.items():
+            if tuple(x.shape) != (self.T, self.S):
+                raise ValueError(f"expected [{self.T}, {self.S}], got {tuple(x.shape)}")
+            arrs[name] = x.detach().cpu().numpy().reshape(-1)
+        keep = np.zeros(self.T * self.S, dtype=bool)
+        for a in arrs.values():
+            keep |= np.isfinite(a)
         return pd.DataFrame({
             DATE_COL: np.repeat(self.dates.values, self.S)[keep],
             INSTRUMENT_COL: np.tile(np.asarray(self.instruments, dtype=object), self.T)[keep],
-            name: arr[keep],
+            **{name: a[keep] for name, a in arrs.items()},
         })
 
     def wide(self, frame: pd.DataFrame, column: str) -> torch.Tensor:

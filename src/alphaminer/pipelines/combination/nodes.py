@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -22,18 +21,7 @@ log = logging.getLogger(__name__)
 def candidates_frame(panel: Panel, signals: dict[str, torch.Tensor]) -> pd.DataFrame:
     """Long ``datetime, instrument, <combiner>...``: one column per combiner's signal, on every
     (day, stock) where at least one is finite."""
-    names = list(signals)
-    if not names:
-        return pd.DataFrame(columns=[DATE_COL, INSTRUMENT_COL])
-    stack = torch.stack([signals[n].detach().cpu() for n in names]).numpy()  # [C, T, S]
-    keep = np.isfinite(stack).any(axis=0).reshape(-1)
-    out = pd.DataFrame({
-        DATE_COL: np.repeat(panel.dates.values, panel.S)[keep],
-        INSTRUMENT_COL: np.tile(np.asarray(panel.instruments, dtype=object), panel.T)[keep],
-    })
-    for n, v in zip(names, stack):
-        out[n] = v.reshape(-1)[keep]
-    return out
+    return panel.frames(signals)
 
 
 def combine_alphas(alphas: dict[str, Any], panel: Panel, labels: pd.DataFrame,

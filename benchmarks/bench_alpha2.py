@@ -22,7 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from miners_vs_random import OUT, market  # noqa: E402
 
 from alphaminer.evaluation.alphaset import AlphaSet  # noqa: E402
-from alphaminer.evaluation.recovery import mean_mutual_abs_corr, recovery_table  # noqa: E402
+from alphaminer.evaluation.recovery import (  # noqa: E402
+    mean_mutual_abs_corr,
+    planted_sets,
+    recovery_table,
+)
 from alphaminer.evaluation.scorer import CandidateScorer  # noqa: E402
 from alphaminer.expr import Evaluator  # noqa: E402
 from alphaminer.mining.alpha2.miner import Alpha2Miner  # noqa: E402
@@ -67,13 +71,20 @@ def main() -> None:
     ev = Evaluator(panel)
     aset = AlphaSet("alpha2", res.formulas)
     vals = aset.values(panel, ev)[:, t0:t1]
-    pv = AlphaSet("planted", list(planted["formula"]), list(planted["name"])).values(panel, ev)
-    rec = recovery_table(vals, res.formulas, pv[:, t0:t1], list(planted["name"]))
+    pset, eset = planted_sets(planted)
+    rec = recovery_table(vals, res.formulas, pset.values(panel, ev)[:, t0:t1], pset.names)
+    erec = recovery_table(vals, res.formulas, eset.values(panel, ev)[:, t0:t1], eset.names) \
+        if eset is not None else None
     st = res.search_stats
     out = {"tag": args.tag, "config": cfg, "wall_seconds": round(wall, 1),
            "n_alphas": len(res.formulas), "recovered": int(rec["recovered"].sum()),
            "planted_abs_corr": dict(zip(rec["planted"], rec["abs_corr"].round(4))),
            "best_alpha": dict(zip(rec["planted"], rec["best_alpha"])),
+           # the same against each formula's effect at the label horizon (oracle_formula)
+           **({"effect_recovered": int(erec["recovered"].sum()),
+               "effect_abs_corr": dict(zip(erec["planted"], erec["abs_corr"].round(4))),
+               "effect_best_alpha": dict(zip(erec["planted"], erec["best_alpha"]))}
+              if erec is not None else {}),
            "mean_mutual_abs_corr_test": mean_mutual_abs_corr(vals),
            "simulations_per_second": st["simulations_per_second"],
            "candidates_per_second": st["candidates_per_second"],

@@ -28,6 +28,10 @@ def test_each_node_gets_its_own_peak_and_the_table_is_written(tmp_path: Path) ->
     a = np.ones(200 * 2**20 // 8)  # 200 MB, touched
     hooks.after_node_run(big, None, {}, {})
     del a
+    # written after each node: a run killed here keeps the finished node's row
+    folder = tmp_path / "d" / "08_reporting" / "memory"
+    [early] = list(folder.glob("*.json"))
+    assert [r["node"] for r in json.loads(early.read_text())["nodes"]] == ["big"]
     hooks.before_node_run(small, None, {})
     b = np.ones(2**20 // 8)
     hooks.after_node_run(small, None, {}, {})
@@ -36,6 +40,8 @@ def test_each_node_gets_its_own_peak_and_the_table_is_written(tmp_path: Path) ->
     # the big node's peak holds its 200 MB; the small node's peak was reset after it
     assert rows["big"]["peak_rss_mb"] - rows["small"]["peak_rss_mb"] > 150
     assert rows["small"]["peak_rss_mb"] >= rows["small"]["rss_after_mb"] - 1
+    # the big node started below its peak by about its 200 MB
+    assert rows["big"]["peak_rss_mb"] - rows["big"]["rss_before_mb"] > 150
     assert hooks.memory_table()["run_peak_rss_mb"] == max(r["peak_rss_mb"] for r in rows.values())
     hooks.after_pipeline_run({}, None, None, None)
     files = list((tmp_path / "d" / "08_reporting" / "memory").glob("*.json"))

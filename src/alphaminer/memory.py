@@ -5,8 +5,11 @@ after it, ``VmHWM`` is that node's own peak and ``VmRSS`` what it left behind. K
 SequentialRunner and ThreadRunner call node hooks in the run's process (ThreadRunner's nodes
 overlap, so a peak there is shared by the nodes running at the time); ParallelRunner's and the
 Dask runner's workers do not call them. Where the kernel has no ``/proc`` (macOS), the hook
-records nothing. The table (``memory_table``) is logged at the end of a run and written to
-``<data_root>/08_reporting/memory/<run start>.json``.
+records nothing. The table (``memory_table``) is written to
+``<data_root>/08_reporting/memory/<run start>.json`` after every node, so a run that is killed
+(or runs out of memory) keeps the rows of the nodes it finished, and logged at the end. Each
+row also has the RSS before the node: a node's own need is ``peak - rss_before``; the rest is
+what earlier nodes left resident.
 """
 
 from __future__ import annotations
@@ -57,11 +60,14 @@ def reset_peak() -> bool:
 
 
 class MemoryHooks:
-    """Each node's peak and remaining RSS, the run's overall peak, as a table at the end."""
+    """Each node's peak, prior and remaining RSS and the run's overall peak, as a table kept
+    up to date on disk after every node."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self._t0: dict[str, float] = {}
+        self._before: dict[str, int | None] = {}
+        self._warned = False
         self._run_peak = 0
         self._data_root: Path | None = None
         self._started = ""
@@ -80,6 +86,7 @@ class MemoryHooks:
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
         reset_peak()
+        self._before[node.name] = rss_bytes()
         self._t0[node.name] = time.perf_counter()
 
     @hook_impl
@@ -90,13 +97,17 @@ class MemoryHooks:
             return
         self._run_peak = max(self._run_peak, peak)
         seconds = time.perf_counter() - self._t0.pop(node.name, time.perf_counter())
+        before = self._before.pop(node.name, None)
         self.rows.append({"node": node.name, "peak_rss_mb": round(peak / 2**20, 1),
+                          "rss_before_mb": None if before is None else round(before / 2**20, 1),
                           "rss_after_mb": round(now / 2**20, 1), "seconds": round(seconds, 2)})
         log.debug("memory: %s peak %.0f MB, %.0f MB after", node.name, peak / 2**20,
                   now / 2**20)
+        self._write()
 
     def memory_table(self) -> dict[str, Any]:
-        """``{"run_peak_rss_mb", "nodes": [{node, peak_rss_mb, rss_after_mb, seconds}]}``."""
+        """``{"run_peak_rss_mb", "nodes": [{node, peak_rss_mb, rss_before_mb, rss_after_mb,
+        seconds}]}``."""
         return {"run_peak_rss_mb": round(self._run_peak / 2**20, 1), "nodes": list(self.rows)}
 
     @hook_impl
@@ -108,11 +119,19 @@ class MemoryHooks:
         top = sorted(self.rows, key=lambda r: -r["peak_rss_mb"])[:5]
         log.info("memory: run peak %.0f MB; highest nodes: %s", table["run_peak_rss_mb"],
                  ", ".join(f"{r['node']} {r['peak_rss_mb']:.0f} MB" for r in top))
+        self._write()
+
+    def _write(self) -> None:
+        """The table so far, replaced atomically (a reader never sees half a file)."""
         if self._data_root is None:
             return
         out = self._data_root / "08_reporting" / "memory" / f"{self._started}.json"
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(table, indent=1))
-        except OSError as err:  # never fail a finished run over its memory log
-            log.warning("memory: could not write %s: %s", out, err)
+            tmp = out.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.memory_table(), indent=1))
+            tmp.replace(out)
+        except OSError as err:  # never fail a run over its memory log
+            if not self._warned:
+                log.warning("memory: could not write %s: %s", out, err)
+                self._warned = True

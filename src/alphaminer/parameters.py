@@ -50,6 +50,7 @@ from alphaminer.data import CleanConfig, SourceConfig, SplitConfig
 from alphaminer.data.labels import label_expression, make_labels
 from alphaminer.data.simulator import SimulatorConfig
 from alphaminer.data.splits import SEGMENTS
+from alphaminer.evaluation.distributed import ScoringConfig
 from alphaminer.evaluation.pool import PoolConfig
 from alphaminer.mining.alpha2.miner import Alpha2Config
 from alphaminer.mining.alphaformer.infer import InferConfig
@@ -210,6 +211,8 @@ def _nested(model: type[BaseModel]) -> tuple[Any, Any]:
 
 # ----------------------------------------------------------------------------- shared pieces
 PoolParams = model_of(PoolConfig, "PoolParams")
+#: ``scoring``: where a miner's candidates are scored (in-process, or spread over Dask workers)
+ScoringParams = model_of(ScoringConfig, "ScoringParams")
 Vocabulary = dict[str, Any]  # ``{}`` = the miner's default vocabulary (Vocabulary.from_config)
 
 # ----------------------------------------------------------------------------- ingestion
@@ -339,6 +342,7 @@ class GPMiningParams(ConfigModel):
     miner: GPParams = Field(default_factory=GPParams)
     checkpoint_dir: str | None = None
     split: str = "train"
+    scoring: ScoringParams | None = None  # None: in-process
 
 
 class AlphaGenMiningParams(ConfigModel):
@@ -349,6 +353,7 @@ class AlphaGenMiningParams(ConfigModel):
     miner: AlphaGenParams = Field(default_factory=AlphaGenParams)
     checkpoint_dir: str | None = None
     split: str = "train"
+    scoring: ScoringParams | None = None  # None: in-process
 
 
 # ----------------------------------------------------------------------------- alpha2
@@ -362,6 +367,7 @@ class Alpha2MiningParams(ConfigModel):
     miner: Alpha2MinerParams = Field(default_factory=Alpha2MinerParams)
     checkpoint_dir: str | None = None
     split: str = "train"
+    scoring: ScoringParams | None = None  # None: in-process
 
 
 class Alpha2AblationParams(ConfigModel):
@@ -390,9 +396,11 @@ class AlphaFormerPretrainParams(ConfigModel):
 
 AlphaFormerInferParams = model_of(
     InferConfig, "AlphaFormerInferParams", exclude=("seed",),
-    extra={"pool": _nested(PoolParams), "split": (str, "train"), "device": (str, "auto")},
+    extra={"pool": _nested(PoolParams), "split": (str, "train"), "device": (str, "auto"),
+           "scoring": (ScoringParams | None, None)},
     doc="``alphaformer.inference``: N (``n_candidates``), batch, temperature "
-        "(``InferConfig``), the pool (capacity M, L1), the split it is fitted on, the device.")
+        "(``InferConfig``), the pool (capacity M, L1), the split it is fitted on, the device, "
+        "where candidates are scored (``scoring``).")
 
 
 # ----------------------------------------------------------------------------- ml_baselines
@@ -549,6 +557,7 @@ ProjectParams = create_model(
     feature_images=(FeatureImagesParams | None, None), alphanet=(AlphaNetParams | None, None),
     backtest=(BacktestParams | None, None), ml_baselines=(MLBaselinesParams | None, None),
     synthetic=(SyntheticParams | None, None), reporting=(ReportingParams | None, None),
+    scoring=(ScoringParams | None, None),
     **{m: (_METHOD_BLOCKS.get(m, MethodParams) | None, None) for m in ALPHA_SET_METHODS})
 
 

@@ -77,3 +77,49 @@ def test_miner_table_orients_each_alpha_by_its_train_ic() -> None:
     one = miner_table({"a": AlphaSet("a", formulas[:1])}, panel, y, test, orient_days=train)
     neg = miner_table({"b": AlphaSet("b", formulas[1:2])}, panel, y, test, orient_days=train)
     assert one["ic_mean"].item() == pytest.approx(neg["ic_mean"].item(), abs=1e-6)
+
+
+def _np_abs_mean_corr(a: np.ndarray, b: np.ndarray, min_stocks: int = 10) -> float:
+    return abs(_np_mean_ic(a, b, min_stocks))
+
+
+def test_miner_table_judges_the_formula_and_its_label_horizon_effect() -> None:
+    """``planted_sets`` builds the formula and effect sets from a planted table; the miner
+    table's ``corr_*`` and ``effect_corr_*`` are each the best |mean daily corr| (numpy) with
+    the one or the other, so a mined effect can be recovered while its formula is not."""
+    import pandas as pd
+
+    from alphaminer.data import CleanConfig, SourceConfig, clean, load_source
+    from alphaminer.evaluation.alphaset import AlphaSet
+    from alphaminer.evaluation.recovery import miner_table, planted_sets
+    from alphaminer.expr import Evaluator
+
+    raw = load_source(SourceConfig.from_dict(
+        {"kind": "simulator", "simulator": {"n_stocks": 30, "n_days": 200, "seed": 3}}))
+    panel = clean(raw, CleanConfig()).to_panel()
+    from alphaminer.data.labels import make_labels
+
+    y = make_labels(panel, 5, "close")
+    f = "Div(Sub(close,open),Sub(high,low))"
+    table = pd.DataFrame({"name": ["loc"], "formula": [f],
+                          "oracle_formula": [f"WMA(CSZScore({f}),20d)"]})
+    planted, effect = planted_sets(table)
+    assert planted.formulas == [f] and effect.formulas == [f"WMA(CSZScore({f}),20d)"]
+    assert effect.names == ["loc"]
+    assert planted_sets(table.drop(columns="oracle_formula"))[1] is None
+    assert planted_sets(table.assign(oracle_formula=f))[1] is None  # one-day kernel: the same
+    assert planted_sets(table.iloc[:0]) == (None, None)
+
+    mined = AlphaSet("m", [f"Mean({f},10d)", "Std(close,10d)"])
+    days = (40, 195)
+    row = miner_table({"m": mined}, panel, y, days, planted, planted_effect=effect).iloc[0]
+    ev = Evaluator(panel)
+    v = mined.values(panel, ev).numpy().astype(np.float64)[:, slice(*days)]
+    pf = planted.values(panel, ev).numpy().astype(np.float64)[0, slice(*days)]
+    pe = effect.values(panel, ev).numpy().astype(np.float64)[0, slice(*days)]
+    assert row["corr_loc"] == pytest.approx(max(_np_abs_mean_corr(x, pf) for x in v), abs=1e-5)
+    assert row["effect_corr_loc"] == pytest.approx(max(_np_abs_mean_corr(x, pe) for x in v),
+                                                   abs=1e-5)
+    # a 10-day mean of a fast signal tracks its 20-day WMA, not the signal itself
+    assert row["effect_recovered"] == int(row["effect_corr_loc"] >= 0.9)
+    assert row["effect_corr_loc"] > row["corr_loc"]

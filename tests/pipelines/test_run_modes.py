@@ -4,11 +4,15 @@
 - ``--pipelines=cpu`` (after a full run: every CPU node again, reading the GPU outputs) and
   ``--pipelines=gpu`` (after the split's CPU stage), both under ``--runner=ParallelRunner``
   (spawned workers), so between them every node of the default run runs in a worker process,
-  ingestion's in-memory ``raw_data``/``clean_result`` included.
+  ingestion's in-memory ``raw_data``/``clean_result`` included;
+- the whole default run under ``alphaminer.runners.DaskRunner`` (conf/test with conf/dask's
+  persisted hand-offs) on a cluster the test starts on 127.0.0.1: two worker processes, one
+  with the resource ``GPU=1``, which every ``gpu`` node must run on.
 
-Every alpha set, signal and metric must equal the sequential run's. Timings in the alpha sets'
-``meta`` are wall-clock and left out. All runs use the same environment (threads) so that
-float results are bit-identical.
+Every alpha set, signal and metric must equal the sequential run's (Dask's signals within
+1e-6). Timings in the alpha sets' ``meta`` are wall-clock and left out. All runs use one
+OpenMP/MKL/BLAS thread per process (what Dask's workers get) so that float results are
+bit-identical between runners.
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from project_utils import latest, scratch_project
+from project_utils import REPO, latest, scratch_project
 
-from alphaminer.pipeline_registry import DEFAULT_STAGES
+from alphaminer.pipeline_registry import DEFAULT_STAGES, register_pipelines
 from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS
+from alphaminer.runners import GPU_RESOURCE, DaskRunner
 
 GPU_ALPHA_SETS = ("alphagen", "alpha2")  # mined on the GPU side, not depending on alphaformer
 GPU_SIGNALS = ("alphanet", "mlp", "lstm")
-ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+#: Dask's nannies start workers with these; every other run here gets them too
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", **ONE_THREAD}
 #: tqdm bars in modules that do not use alphaminer.progress yet (neural/alphanet,
 #: evaluation/metrics.py)
 STILL_TQDM = ("alphanet attribution", "alphanet epoch", "feature images", "correlation matrix")
@@ -60,13 +67,18 @@ def _signal(project: Path, method: str) -> pd.DataFrame:
     return pd.read_parquet(latest(project / f"data/07_model_output/{method}/signal.parquet"))
 
 
-def assert_same_method(a: Path, b: Path, method: str) -> None:
+def assert_same_method(a: Path, b: Path, method: str, signal_atol: float = 0.0) -> None:
     if method in ALPHA_SET_METHODS:
         assert _alpha_set(a, method) == _alpha_set(b, method), method
         for rel in ("combination_metrics.json",):
             assert _json(a, f"07_model_output/{method}/{rel}") == \
                 _json(b, f"07_model_output/{method}/{rel}"), (method, rel)
-    pd.testing.assert_frame_equal(_signal(a, method), _signal(b, method), check_exact=True)
+    if signal_atol:
+        pd.testing.assert_frame_equal(_signal(a, method), _signal(b, method), check_exact=False,
+                                      rtol=0.0, atol=signal_atol, obj=f"{method} signal")
+    else:
+        pd.testing.assert_frame_equal(_signal(a, method), _signal(b, method), check_exact=True,
+                                      obj=f"{method} signal")
     assert _json(a, f"07_model_output/{method}/backtest_metrics.json") == \
         _json(b, f"07_model_output/{method}/backtest_metrics.json"), method
 
@@ -132,3 +144,93 @@ def test_gpu_pipeline_in_parallel_workers(sequential: Path, split: Path, tmp_pat
     assert (latest(proj / "data/06_models/alphaformer/model") / "model.safetensors").exists()
     assert _json(proj, "08_reporting/synthetic/quality.json")
     assert n_versions(proj, "04_feature/alphaformer/alphas.json") == 2
+
+
+@pytest.fixture
+def dask_cluster():
+    """Two worker processes on 127.0.0.1, one thread each, the second with ``GPU=1``."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    opts = {"nthreads": 1, "host": "127.0.0.1", "env": ONE_THREAD}
+    spec = SpecCluster(
+        scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1",
+                                                 "dashboard_address": None}},
+        workers={"cpu": {"cls": Nanny, "options": opts},
+                 "gpu": {"cls": Nanny, "options": {**opts, "resources": {GPU_RESOURCE: 1}}}})
+    try:
+        yield spec
+    finally:
+        spec.close()
+
+
+def _gpu_worker(cluster) -> str:
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False) as c:
+        info = c.scheduler_info(n_workers=-1)["workers"]
+    [addr] = [a for a, w in info.items() if w.get("resources", {}).get(GPU_RESOURCE)]
+    return addr
+
+
+def _run_in_process(project: Path, runner) -> None:
+    """``kedro run --env test`` in this process (the runner object is needed afterwards)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    old_cwd, old_env = Path.cwd(), {k: os.environ.get(k) for k in ("KEDRO_DISABLE_TELEMETRY",
+                                                                    *ONE_THREAD)}
+    os.environ.update({"KEDRO_DISABLE_TELEMETRY": "1", **ONE_THREAD})
+    os.chdir(project)
+    try:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, env="test") as session:
+            session.run(runner=runner)
+    finally:
+        os.chdir(old_cwd)
+        for k, v in old_env.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def _provenance(project: Path) -> dict:
+    """The report manifest's provenance with the run's own id replaced by ``<run>``."""
+    manifest = _json(project, "08_reporting/run_manifest.json")
+    prov = manifest["provenance"]
+    sid = prov["session_id"]
+    assert sid, "the report saw no run context"
+    out = json.loads(json.dumps(prov).replace(sid, "<run>"))
+    out.pop("invocation")  # the runner, and the CLI's [] where the API passes None
+    return {**out, "params_sha256": manifest["params_sha256"],
+            "data_fingerprint": manifest["data_fingerprint"]}
+
+
+def test_dask_runner_equals_sequential(sequential: Path, dask_cluster, tmp_path: Path) -> None:
+    """The whole default run under DaskRunner: each node one task, the ``gpu`` ones only on the
+    ``GPU=1`` worker; every method's alpha set and metrics equal the sequential run's, signals
+    within 1e-6, and the report's provenance names this run and its inputs as there."""
+    proj = scratch_project(tmp_path)
+    shutil.copy(REPO / "conf/dask/catalog_dask.yml", proj / "conf/test/catalog_dask.yml")
+    runner = DaskRunner(address=dask_cluster.scheduler_address)
+    _run_in_process(proj, runner)
+
+    default = register_pipelines()["__default__"]
+    gpu_nodes = {n.name for n in default.nodes if "gpu" in n.tags}
+    ran, gpu_worker = runner.node_workers, _gpu_worker(dask_cluster)
+    assert set(ran) == {n.name for n in default.nodes}
+    assert len(gpu_nodes) >= 5 and {ran[n] for n in gpu_nodes} == {gpu_worker}
+    assert {w for n, w in ran.items() if n not in gpu_nodes} - {gpu_worker}, \
+        "no CPU node ran on the worker without a GPU"
+    # ingestion's hand-offs went through files, not memory
+    assert (proj / "data/02_intermediate/dask/clean_result.pkl").exists()
+
+    for m in ALL_METHODS:
+        assert_same_method(sequential, proj, m, signal_atol=1e-6)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(latest(sequential / "data/08_reporting/comparison_table.csv")),
+        pd.read_csv(latest(proj / "data/08_reporting/comparison_table.csv")))
+    # the report node ran on a worker started before the run: the run's context reached it
+    assert _provenance(proj) == _provenance(sequential)
+    assert _json(proj, "08_reporting/run_manifest.json")["provenance"]["invocation"][
+        "runner"] == "DaskRunner"
+    # the manifest hook (driver) wrote the provenance sidecars of outputs saved on workers
+    sidecar = latest(proj / "data/07_model_output/mlp/backtest_metrics.json")
+    assert Path(str(sidecar) + ".run.json").exists()

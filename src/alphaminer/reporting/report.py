@@ -632,7 +632,11 @@ def build_report(
                    "generated (<i>Num Factors</i>), mean and std of their IC and RankIC against "
                    "the label, their mean mutual |corr| (Alpha2's Table 4), and on simulated "
                    "data the best |mean daily corr| of any of them with each planted formula "
-                   "(<code>corr_*</code>; recovered when ≥ 0.9).</p>"
+                   "(<code>corr_*</code>; recovered when ≥ 0.9) and with that formula's effect "
+                   "at the label horizon (<code>effect_corr_*</code>: under the simulator's "
+                   "persistence kernel the H-day return is predicted by "
+                   "<code>WMA(CSZScore(f),Hd)</code>, which a fast-moving formula correlates "
+                   "with only about 0.35–0.5).</p>"
                    + frame_table(mining, max_rows=cfg.max_table_rows) + "</section>")
     out.extend(f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{body}</section>'
                for sid, title, body in sections)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from alphaminer.evaluation.alphaset import AlphaSet
+from alphaminer.evaluation.distributed import ScoringBackend, open_scorer
 from alphaminer.evaluation.scorer import CandidateScorer
 from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.alpha2.ablations import DEFAULT_VARIANTS, run_ablations
@@ -33,11 +34,11 @@ def mine_alpha2(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
     if p.split not in ranges:
         raise ValueError(f"split {p.split!r} not in the splits {sorted(ranges)}")
     target = labels_tensor(panel, labels)
-    scorer = CandidateScorer(panel, target, days=ranges[p.split], min_stocks=min_stocks,
-                             compute_rank_ic=False)
     vocab = Vocabulary.from_config({**ALPHA2_VOCABULARY, **p.vocabulary})
-    miner = Alpha2Miner(scorer, vocab, p.miner.to_config({"seed": seed}))
-    res = miner.run(checkpoint_dir=p.checkpoint_dir)
+    with open_scorer(p.scoring, panel, target, days=ranges[p.split], min_stocks=min_stocks,
+                     compute_rank_ic=False) as scorer:
+        miner = Alpha2Miner(scorer, vocab, p.miner.to_config({"seed": seed}))
+        res = miner.run(checkpoint_dir=p.checkpoint_dir)
     aset = describe_alphas(res.formulas, panel, target, ranges, res.programs, min_stocks,
                            corr_split=p.split)
     aset.meta.update(res.alpha_set().meta)
@@ -63,11 +64,13 @@ def alpha2_ablations(panel: Panel, labels: pd.DataFrame, splits: dict[str, Any],
     vocab = Vocabulary.from_config({**ALPHA2_VOCABULARY, **p.vocabulary})
     base = {**p.miner.as_written(), **a.miner}
 
-    def make_scorer() -> CandidateScorer:
-        return CandidateScorer(panel, target, days=ranges[p.split], min_stocks=min_stocks,
-                               compute_rank_ic=False)
+    with ScoringBackend(p.scoring) as backend:  # one cluster and data copy for every run
 
-    out = run_ablations(make_scorer, panel, target, ranges, planted, base,
-                        a.variants if a.variants is not None else DEFAULT_VARIANTS,
-                        a.seeds, vocab, a.top_k, min_stocks)
+        def make_scorer() -> CandidateScorer:
+            return backend.scorer(panel, target, days=ranges[p.split], min_stocks=min_stocks,
+                                  compute_rank_ic=False)
+
+        out = run_ablations(make_scorer, panel, target, ranges, planted, base,
+                            a.variants if a.variants is not None else DEFAULT_VARIANTS,
+                            a.seeds, vocab, a.top_k, min_stocks)
     return {"enabled": True, **out}

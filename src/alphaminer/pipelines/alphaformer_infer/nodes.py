@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from alphaminer.evaluation.scorer import CandidateScorer
+from alphaminer.evaluation.distributed import open_scorer
 from alphaminer.mining.alphaformer import AlphaFormerMiner, SavedModel
 from alphaminer.panel import Panel
 from alphaminer.parameters import AlphaFormerInferParams
@@ -23,11 +23,11 @@ def infer_alphaformer(model: SavedModel, panel: Panel, labels: pd.DataFrame,
     if p.split not in ranges:
         raise ValueError(f"split {p.split!r} not in the splits {sorted(ranges)}")
     pool = p.pool.to_config({"min_stocks": min_stocks, "compute_rank_ic": False})
-    scorer = CandidateScorer(panel, labels_tensor(panel, labels), days=ranges[p.split],
-                             pool=pool, min_stocks=min_stocks, compute_rank_ic=False)
     net = model.model.to(resolve_device(p.device))
     cfg = p.to_config(seed=seed)
-    res = AlphaFormerMiner(scorer, net, cfg).run()
+    with open_scorer(p.scoring, panel, labels_tensor(panel, labels), days=ranges[p.split],
+                     pool=pool, min_stocks=min_stocks, compute_rank_ic=False) as scorer:
+        res = AlphaFormerMiner(scorer, net, cfg).run()
     res.meta["model_source"] = model.source
     res.meta["model_meta"] = {k: v for k, v in model.meta.items() if k != "history"}
     hist = pd.DataFrame(res.history) if res.history else pd.DataFrame({"batch": []})

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from alphaminer.evaluation.alphaset import AlphaSet
-from alphaminer.evaluation.recovery import miner_table, recovery_table
+from alphaminer.evaluation.recovery import miner_table, planted_sets, recovery_table
 from alphaminer.panel import Panel
 from alphaminer.pipelines._common import labels_tensor, signal_tensor, split_ranges
 from alphaminer.reporting.multiseed import (
@@ -27,10 +27,7 @@ COMMAND = "kedro compare"
 
 
 def _planted(planted_alphas: pd.DataFrame) -> AlphaSet | None:
-    if planted_alphas is None or not len(planted_alphas):
-        return None
-    return AlphaSet("planted", [str(f) for f in planted_alphas["formula"]],
-                    [str(n) for n in planted_alphas["name"]])
+    return planted_sets(planted_alphas)[0]
 
 
 def _segment(backtest_metrics: dict[str, Any], splits: dict[str, Any]) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from alphaminer.evaluation.alphaset import AlphaSet
-from alphaminer.evaluation.recovery import miner_table
+from alphaminer.evaluation.recovery import miner_table, planted_sets
 from alphaminer.panel import Panel
 from alphaminer.pipelines._common import labels_tensor, split_ranges
 from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS, SIGNAL_METHODS
@@ -310,16 +310,14 @@ def mining_summary(data: dict[str, Any], planted_alphas: pd.DataFrame, panel: Pa
                    labels: pd.DataFrame, splits: dict[str, Any], min_stocks: int,
                    segment: str = "test") -> pd.DataFrame:
     """Every alpha-set method's mined alphas on ``segment``: Alpha2's Table 4 layout and the
-    best |corr| with each planted formula (:func:`alphaminer.evaluation.recovery.miner_table`)."""
+    best |corr| with each planted formula and with its effect at the label horizon
+    (:func:`alphaminer.evaluation.recovery.miner_table`)."""
     sets = {m: AlphaSet.from_dict(data[f"{m}__alphas"]) for m in ALPHA_SET_METHODS
             if f"{m}__alphas" in data}
-    planted = None
-    if len(planted_alphas):
-        planted = AlphaSet("planted", [str(f) for f in planted_alphas["formula"]],
-                           [str(n) for n in planted_alphas["name"]])
+    planted, effect = planted_sets(planted_alphas)
     ranges = split_ranges(splits)
     table = miner_table(sets, panel, labels_tensor(panel, labels), ranges[segment], planted,
-                        min_stocks, orient_days=ranges["train"])
+                        min_stocks, orient_days=ranges["train"], planted_effect=effect)
     table.insert(1, "segment", segment)
     return table
 

@@ -341,35 +341,15 @@ class DaskScorer(CandidateScorer):
                               else ("f", str(v), None, n, threads))
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, formulas: list[str | Node], count: bool) -> list[Score]:
+    def _score_misses(self, todo: dict[str, Node], stale: dict[str, Node],
+                      count: bool) -> None:
         # count=False: values()/commit() scoring one formula they evaluate here anyway
         if not count or self._closed or not self._remote_ok():
-            return super()._score(formulas, count)
-        # the in-process cache walk (CandidateScorer._score), then the misses go to the workers
-        keys: list[str] = []
-        todo: dict[str, Node] = {}
-        stale: dict[str, Node] = {}
-        hits = 0
-        for f in formulas:
-            key, node, failed_now = self._resolve(f)
-            keys.append(key)
-            entry = self._cache.get(key)
-            if failed_now or key in todo:
-                continue
-            if entry is None:
-                todo[key] = node
-                continue
-            hits += 1
-            self._cache.move_to_end(key)
-            if entry.score.ok and (entry.ref_version != self._ref_version
-                                   or entry.pool_version != self._pool_version):
-                stale[key] = node
-        self._n_scored += len(formulas)
-        self._n_hits += hits
+            super()._score_misses(todo, stale, count)
+            return
         texts = list(todo) + list(stale)
         if texts:
             self._score_remote(texts)
-        return [self._cache[k].score for k in keys]
 
     def _remote_ok(self) -> bool:
         if self._local_reason is None and _pool_mark(self.pool) != self._mark:

@@ -340,6 +340,14 @@ class CandidateScorer:
         return self.score([formula])[0]
 
     def _score(self, formulas: list[str | Node], count: bool) -> list[Score]:
+        keys, todo, stale = self._walk_cache(formulas, count)
+        self._score_misses(todo, stale, count)
+        return [self._cache[k].score for k in keys]
+
+    def _walk_cache(self, formulas: list[str | Node], count: bool
+                    ) -> tuple[list[str], dict[str, Node], dict[str, Node]]:
+        """Canonical keys in input order, the formulas not cached (``todo``) and the cached
+        ok ones whose pool or reference set changed since (``stale``); counts when ``count``."""
         keys: list[str] = []
         todo: dict[str, Node] = {}  # canonical text → node, for formulas not in the cache
         stale: dict[str, Node] = {}  # cached, but the pool or reference set changed since
@@ -361,10 +369,15 @@ class CandidateScorer:
         if count:
             self._n_scored += len(formulas)
             self._n_hits += hits
+        return keys, todo, stale
+
+    def _score_misses(self, todo: dict[str, Node], stale: dict[str, Node],
+                      count: bool) -> None:
+        """Score ``todo`` and re-price ``stale`` into the cache, in batches (a subclass may
+        score them elsewhere, e.g. :class:`~alphaminer.evaluation.distributed.DaskScorer`)."""
         items = list(todo.items()) + list(stale.items())
         for i in range(0, len(items), self.batch_size):
             self._score_batch(items[i:i + self.batch_size], fresh=set(todo))
-        return [self._cache[k].score for k in keys]
 
     def _resolve(self, formula: str | Node) -> tuple[str, Node | None, bool]:
         """Cache key, AST and "failed to parse just now" of a formula; a parse failure is cached

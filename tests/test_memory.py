@@ -57,3 +57,26 @@ def test_peak_mark_reset_and_read() -> None:
     del x
     reset_peak()
     assert peak_rss_bytes() - base < 30 * 2**20
+
+
+def test_free_heap_pages_go_back_to_the_os() -> None:
+    """Blocks below glibc's mmap threshold come from the heap; freed behind a live block at the
+    top, they stay resident until ``malloc_trim`` hands them back."""
+    import alphaminer.runtime as rt
+    from alphaminer.memory import rss_bytes
+
+    if not rt._malloc_trim():
+        pytest.skip("no malloc_trim in this C library")
+    rt.release_free_memory(0.0)
+    blocks = [bytearray(b"x" * 60_000) for _ in range(4000)]  # 240 MB in 60 kB heap chunks
+    pin = bytearray(b"y" * 60_000)  # keeps the heap's top in use, so free() cannot shrink it
+    del blocks
+    before = rss_bytes()
+    assert rt.release_free_memory(0.0)
+    after = rss_bytes()
+    assert before is not None and after is not None
+    assert before - after > 150 * 2**20, (before, after)
+    assert not rt.release_free_memory(3600.0)  # rate-limited: ran a moment ago
+    calls = rt._TRIM_STATE["calls"]
+    assert rt.release_free_memory(0.0) and rt._TRIM_STATE["calls"] == calls + 1
+    del pin

@@ -1,13 +1,16 @@
 """Peak memory per node: what each stage of a run needs, read from the kernel.
 
 Before each node the process's peak-RSS mark is reset (``/proc/self/clear_refs``, value 5);
-after it, ``VmHWM`` is that node's own peak and ``VmRSS`` what it left behind. Kedro's
+after it, ``VmHWM`` is that node's own peak and ``VmRSS`` what it left behind (after the C
+heap's free pages are handed back, :func:`alphaminer.runtime.release_free_memory`). Kedro's
 SequentialRunner and ThreadRunner call node hooks in the run's process (ThreadRunner's nodes
-overlap, so a peak there is shared by the nodes running at the time); ParallelRunner's and the
-Dask runner's workers do not call them. Where the kernel has no ``/proc`` (macOS), the hook
-records nothing. The table (``memory_table``) is written to
-``<data_root>/08_reporting/memory/<run start>.json`` after every node, so a run that is killed
-(or runs out of memory) keeps the rows of the nodes it finished, and logged at the end. Each
+overlap, so a peak there is shared by the nodes running at the time). ParallelRunner's and the
+Dask runner's workers call node hooks in their own processes, where no run began
+(``before_pipeline_run`` runs in the driver), so their nodes are not in the table. Where the
+kernel has no ``/proc`` (macOS), the hook records nothing. The table (``memory_table``) is
+written to ``<data_root>/08_reporting/memory/<run start>.json`` after every node, so a run that
+is killed (or runs out of memory) keeps the rows of the nodes it finished, and logged at the
+end. Each
 row also has the RSS before the node: a node's own need is ``peak - rss_before``; the rest is
 what earlier nodes left resident.
 """
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+
+from alphaminer.runtime import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +97,9 @@ class MemoryHooks:
     @hook_impl
     def after_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any],
                        outputs: dict[str, Any]) -> None:
-        peak, now = peak_rss_bytes(), rss_bytes()
+        peak = peak_rss_bytes()
+        release_free_memory(0.0)  # the node's freed heap goes back: the next starts from live
+        now = rss_bytes()
         if peak is None or now is None:
             return
         self._run_peak = max(self._run_peak, peak)

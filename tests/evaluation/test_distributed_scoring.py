@@ -7,6 +7,7 @@ in-process rather than wrongly."""
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -146,6 +147,12 @@ def test_the_panel_reaches_each_worker_once(market, backend) -> None:  # noqa: A
     backend.client.wait_for_workers(2, timeout=60)  # both up even on a loaded host
     _, remote = _scorers(market, backend)
     remote.score(random_formulas(Vocabulary.default(), 24, max_len=10, seed=9))
+    # an idle pause longer than the Active Memory Manager's 2 s cycle: with its ReduceReplicas
+    # policy on (Dask's default) one worker's copy is dropped here and fetched again below
+    time.sleep(4.5)
+    held = {k: w for k, w in backend.client.who_has().items() if k.startswith("_Shared")}
+    assert held and all(len(w) == 2 for w in held.values()), held
+    remote.score(random_formulas(Vocabulary.default(), 24, max_len=10, seed=19))
     counters = backend.client.run(worker_counters)
     assert len(counters) == 2
     for c in counters.values():

@@ -14,7 +14,13 @@ How the work is split, and why:
   hands each task the worker's resident copy. A worker builds one *replica* scorer per client
   scorer from it (same options, same split), on first use, and keeps it with its result and
   sub-expression caches. Scorers of one :class:`ScoringBackend` on the same panel, target and
-  rows share one scattered copy.
+  rows share one scattered copy. Dask's Active Memory Manager would undo the broadcast: its
+  ``ReduceReplicas`` policy drops every replica but one of a key no queued task waits on (every
+  2 s), so an idle pause between batches (a GP generation's bookkeeping, a PPO update) made the
+  next batch fetch the panel again. Clusters this project starts (:func:`local_cluster`) run
+  without that policy; on an external scheduler, start it with
+  ``DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__START=False`` for the same guarantee
+  (otherwise a re-fetch costs a transfer, never a wrong score).
 - **Workers return the whole verdict, pool-dependent parts included.** Evaluation is the
   expensive part and ``max_corr`` / the pool dry run need the values, so computing those in the
   client would mean evaluating every passing formula twice. Instead each task carries the
@@ -109,6 +115,19 @@ class ScoringConfig:
         if hasattr(value, "to_config"):
             return value.to_config()
         return cls(**dict(value))
+
+
+def local_cluster(n_workers: int, threads_per_worker: int = 1, **kwargs: Any) -> Any:
+    """A ``distributed.LocalCluster`` of worker processes on 127.0.0.1 (dashboard off) whose
+    scheduler keeps replicas: the Active Memory Manager is off, so a scattered panel stays on
+    every worker between batches (module docstring). ``kwargs`` go to LocalCluster."""
+    import dask
+    from distributed import LocalCluster
+
+    kwargs = {"processes": True, "host": "127.0.0.1", "dashboard_address": None, **kwargs}
+    with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                            **kwargs)
 
 
 # ============================================================================ worker side
@@ -458,7 +477,7 @@ class ScoringBackend:
         return self._client
 
     def _open(self) -> None:
-        from distributed import Client, LocalCluster, worker_client
+        from distributed import Client, worker_client
 
         address = self.config.address or os.environ.get(SCHEDULER_ENV) or None
         worker = _inside_worker()
@@ -469,9 +488,7 @@ class ScoringBackend:
         elif address:
             self._client = Client(address, set_as_default=False)
         else:
-            self._cluster = LocalCluster(n_workers=self.config.n_workers, threads_per_worker=1,
-                                         processes=True, host="127.0.0.1",
-                                         dashboard_address=None)
+            self._cluster = local_cluster(self.config.n_workers)
             self._client = Client(self._cluster, set_as_default=False)
         log.info("candidate scoring on Dask (%s, %d worker threads)",
                  self._client.scheduler.address, sum(self._client.nthreads().values()))

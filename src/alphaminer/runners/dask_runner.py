@@ -267,18 +267,17 @@ class DaskRunner(AbstractRunner):
         return self._address or os.environ.get(SCHEDULER_ENV) or None
 
     def _connect(self) -> tuple[Client, Any]:
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         address = self.scheduler_address()
         if address:
             self._logger.info("Dask: connecting to the scheduler at %s", address)
             return Client(address, set_as_default=False), None
         from alphaminer import available_cpus
+        from alphaminer.evaluation.distributed import local_cluster
 
         n = self._n_workers or max(1, min(available_cpus(), 4))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=self._threads_per_worker,
-                               processes=True, host="127.0.0.1", dashboard_address=None,
-                               resources={GPU_RESOURCE: 1})
+        cluster = local_cluster(n, self._threads_per_worker, resources={GPU_RESOURCE: 1})
         self._logger.info("Dask: started a local cluster of %d worker processes at %s", n,
                           cluster.scheduler_address)
         return Client(cluster, set_as_default=False), cluster

@@ -256,9 +256,10 @@ def _run_pairs_on_dask(project: Path, todo: list[tuple[str, str, int, str, list[
                        digest: str, timeout_s: float | None, progress: Callable[[str], None],
                        outcomes: dict[tuple[str, int], PairOutcome], address: str | None,
                        n_workers: int | None) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
     from alphaminer import available_cpus
+    from alphaminer.evaluation.distributed import local_cluster
 
     address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     cluster = None
@@ -267,8 +268,7 @@ def _run_pairs_on_dask(project: Path, todo: list[tuple[str, str, int, str, list[
     else:
         n_seeds = len({s for _, _, s, _, _ in todo})
         n = n_workers or max(1, min(n_seeds, available_cpus()))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+        cluster = local_cluster(n)
         client = Client(cluster, set_as_default=False)
     threads = {k: os.environ.get(k) for k in THREAD_VARS}
     try:

@@ -80,3 +80,58 @@ def test_free_heap_pages_go_back_to_the_os() -> None:
     calls = rt._TRIM_STATE["calls"]
     assert rt.release_free_memory(0.0) and rt._TRIM_STATE["calls"] == calls + 1
     del pin
+
+
+_PROBE = r"""
+import ctypes, json, alphaminer
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks",
+                                               "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(6 << 20))  # glibc's dynamic threshold would rise past 6 MB here
+before = libc.mallinfo2().hblks
+p = libc.malloc(5 << 20)
+mapped = libc.mallinfo2().hblks - before  # 1: its own mapping; 0: carved from the heap
+libc.free(p)
+print(json.dumps({"set": alphaminer.MALLOC_DEFAULTS, "mapped": mapped}))
+"""
+
+
+def _probe(**env: str) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
+                         "ALPHAMINER_MALLOC_DEFAULTS")}
+    out = subprocess.run([sys.executable, "-c", _PROBE], env={**full, **env}, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_large_blocks_keep_their_own_mapping_under_the_package_defaults() -> None:
+    """glibc raises its mmap threshold after a large free, so a panel-sized temporary then
+    comes from the heap (and its freed space stays resident); the package fixes it at 4 MB."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallinfo2  # noqa: B018
+    except (OSError, AttributeError):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+    from alphaminer import available_cpus
+
+    on = _probe()
+    assert on == {"set": {"MALLOC_ARENA_MAX": available_cpus(),
+                          "MALLOC_MMAP_THRESHOLD_": 4 << 20}, "mapped": 1}
+    off = _probe(ALPHAMINER_MALLOC_DEFAULTS="0")
+    assert off == {"set": {}, "mapped": 0}  # glibc's own behaviour: the threshold moved
+    user = _probe(MALLOC_ARENA_MAX="3")  # the user's setting is kept, the other still applied
+    assert user["set"] == {"MALLOC_MMAP_THRESHOLD_": 4 << 20} and user["mapped"] == 1

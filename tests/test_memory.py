@@ -111,7 +111,7 @@ def _probe(**env: str) -> dict:
 
     full = {k: v for k, v in os.environ.items()
             if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
-                         "ALPHAMINER_MALLOC_DEFAULTS")}
+                         "ALPHAMINER_MALLOC_DEFAULTS", "ALPHAMINER_MMAP_THRESHOLD")}
     out = subprocess.run([sys.executable, "-c", _PROBE], env={**full, **env}, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -135,3 +135,5 @@ def test_large_blocks_keep_their_own_mapping_under_the_package_defaults() -> Non
     assert off == {"set": {}, "mapped": 0}  # glibc's own behaviour: the threshold moved
     user = _probe(MALLOC_ARENA_MAX="3")  # the user's setting is kept, the other still applied
     assert user["set"] == {"MALLOC_MMAP_THRESHOLD_": 4 << 20} and user["mapped"] == 1
+    moving = _probe(ALPHAMINER_MMAP_THRESHOLD="0")  # arenas only: glibc's threshold moves
+    assert moving == {"set": {"MALLOC_ARENA_MAX": available_cpus()}, "mapped": 0}

@@ -85,8 +85,12 @@ def apply_malloc_defaults() -> dict[str, int]:
 
     Sets ``M_ARENA_MAX`` to the usable CPUs and fixes ``M_MMAP_THRESHOLD`` at 4 MB: a large
     panel's blocks always map and unmap, while the default simulator's (300 stocks, ~2 MB) keep
-    the heap's speed. Values the user set (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``,
-    read by glibc at start) are kept; ``ALPHAMINER_MALLOC_DEFAULTS=0`` turns this off.
+    the heap's speed. The price on a large panel is a page fault per fresh page: AlphaGen on CN
+    all-A ran 60 s instead of 41 s (one arena per CPU alone: 4.6 GB). Memory is the default
+    because a run that does not fit cannot finish; ``ALPHAMINER_MMAP_THRESHOLD`` (bytes; 0 keeps
+    glibc's moving threshold) trades it back. Values the user set (``MALLOC_ARENA_MAX``,
+    ``MALLOC_MMAP_THRESHOLD_``, read by glibc at start) are kept;
+    ``ALPHAMINER_MALLOC_DEFAULTS=0`` turns all of this off.
     """
     if os.environ.get("ALPHAMINER_MALLOC_DEFAULTS", "1").strip().lower() in ("0", "false", "no"):
         return {}
@@ -99,8 +103,13 @@ def apply_malloc_defaults() -> dict[str, int]:
     except (OSError, AttributeError):
         return {}  # not glibc
     changed: dict[str, int] = {}
-    wanted = {"MALLOC_ARENA_MAX": (_M_ARENA_MAX, available_cpus()),
-              "MALLOC_MMAP_THRESHOLD_": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)}
+    try:
+        threshold = int(os.environ.get("ALPHAMINER_MMAP_THRESHOLD", MMAP_THRESHOLD_BYTES))
+    except ValueError:
+        threshold = MMAP_THRESHOLD_BYTES
+    wanted = {"MALLOC_ARENA_MAX": (_M_ARENA_MAX, available_cpus())}
+    if threshold > 0:
+        wanted["MALLOC_MMAP_THRESHOLD_"] = (_M_MMAP_THRESHOLD, threshold)
     for var, (param, value) in wanted.items():
         if var not in os.environ and mallopt(param, value) == 1:
             changed[var] = value

@@ -4,9 +4,9 @@ Before each node the process's peak-RSS mark is reset (``/proc/self/clear_refs``
 after it, ``VmHWM`` is that node's own peak and ``VmRSS`` what it left behind (after the C
 heap's free pages are handed back, :func:`alphaminer.runtime.release_free_memory`). Kedro's
 SequentialRunner and ThreadRunner call node hooks in the run's process (ThreadRunner's nodes
-overlap, so a peak there is shared by the nodes running at the time). ParallelRunner's and the
-Dask runner's workers call node hooks in their own processes, where no run began
-(``before_pipeline_run`` runs in the driver), so their nodes are not in the table. Where the
+overlap, so a peak there is shared by the nodes running at the time). ParallelRunner's spawned
+workers run no node hooks; the Dask runner's workers run them in their own processes, where no
+run began (``before_pipeline_run`` runs in the driver). Neither's nodes are in the table. Where the
 kernel has no ``/proc`` (macOS), the hook records nothing. The table (``memory_table``) is
 written to ``<data_root>/08_reporting/memory/<run start>.json`` after every node, so a run that
 is killed (or runs out of memory) keeps the rows of the nodes it finished, and logged at the

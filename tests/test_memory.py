@@ -109,9 +109,11 @@ def _probe(**env: str) -> dict:
     import subprocess
     import sys
 
+    # every glibc malloc variable out: any of them pins the threshold (and Dask's nanny sets
+    # MALLOC_TRIM_THRESHOLD_ in the process that starts a LocalCluster: an earlier test's)
     full = {k: v for k, v in os.environ.items()
-            if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
-                         "ALPHAMINER_MALLOC_DEFAULTS", "ALPHAMINER_MMAP_THRESHOLD")}
+            if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))
+            and k not in ("ALPHAMINER_MALLOC_DEFAULTS", "ALPHAMINER_MMAP_THRESHOLD")}
     out = subprocess.run([sys.executable, "-c", _PROBE], env={**full, **env}, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])

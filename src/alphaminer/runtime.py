@@ -106,8 +106,9 @@ def release_free_memory(min_interval_s: float = 10.0) -> bool:
     mmap threshold after the first large frees, so later temporaries come from the heap, whose
     freed pages it keeps: on the CN all-A panel AlphaGen's resident set reached 8.2 GB while its
     live allocations peaked at 3.4 GB (memray). The scorer calls this after each batch; every
-    10 s it cost no measurable time on ``bench_alpha2`` (56 vs 58 s) and cut the peak RSS from
-    4.1 to 3.4 GB (every 2 s: 3.1 GB but 17 % slower, pages are faulted in again).
+    10 s it cost no measurable time on ``bench_alpha2`` (56 vs 58 s, one run each) and cut the
+    peak RSS from 4.1 to 3.4 GB (every 2 s: 3.1 GB in 68 s). Within a batch only the allocator
+    settings help (:func:`alphaminer.apply_malloc_defaults`).
     """
     now = time.monotonic()
     if now - _TRIM_STATE["last"] < min_interval_s:

@@ -46,7 +46,7 @@ from alphaminer.evaluation.metrics import correlation_matrix
 from alphaminer.expr import Evaluator
 from alphaminer.expr.vocab import Vocabulary
 from alphaminer.mining.alpha2.mcts import Node, SearchConfig, run_search
-from alphaminer.mining.alpha2.network import NetConfig, Trainer
+from alphaminer.mining.alpha2.net_config import NetConfig
 from alphaminer.mining.alpha2.program import ActionTable, ProgramState
 from alphaminer.mining.base import locked_store, scorer_fingerprint
 from alphaminer.runtime import config_from
@@ -198,6 +198,8 @@ class Alpha2Miner:
         cfg = self.config
         self.table = ActionTable(self.vocab, cfg.n_registers, cfg.max_len, dims=cfg.dims)
         self.search = replace(cfg.search_config, end_action=self.table.end_id)
+        from alphaminer.mining.alpha2.network import Trainer  # JAX: only when a miner runs
+
         self.net = Trainer(self.table.encoding_size, len(self.table), config_from(
             NetConfig, cfg.net), cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)

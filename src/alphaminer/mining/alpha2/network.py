@@ -17,7 +17,6 @@ import os
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX and torch share a GPU
 
-from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import flax.linen as nn  # noqa: E402
@@ -26,21 +25,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from alphaminer.mining.alpha2.net_config import NetConfig  # noqa: E402
+
 __all__ = ["NetConfig", "PolicyValueNet", "Trainer"]
-
-
-@dataclass(frozen=True)
-class NetConfig:
-    """Torso width/depth, optimiser and value scaling (values are small IC differences; the
-    value head works on ``value_scale`` × returns)."""
-
-    hidden: int = 128
-    layers: int = 2
-    lr: float = 2e-4
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    value_coef: float = 1.0
-    value_scale: float = 10.0
 
 
 class PolicyValueNet(nn.Module):

@@ -7,7 +7,6 @@ The OpenMP environment defaults for shared CPUs are applied in ``alphaminer/__in
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import random
 import threading
@@ -89,7 +88,7 @@ def _malloc_trim() -> Any:
     if _TRIM_STATE["libc"] is None:
         trim = False
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc = ctypes.CDLL("libc.so.6")  # glibc, as apply_malloc_defaults (no ldconfig run)
             trim = getattr(libc, "malloc_trim", False)
         except OSError:
             pass

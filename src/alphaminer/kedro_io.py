@@ -9,6 +9,9 @@
 - :class:`ComparisonRecordsDataset`: every (method, seed) record of the multi-seed comparison.
 - :class:`OptionalJSONDataset`: versioned JSON that loads as ``None`` while nothing has been
   saved, for a report input whose pipeline is not part of every run.
+- :class:`~alphaminer.kedro_figures.FigureFilesDataset` (its own module, so that the datasets
+  here do not import matplotlib): a folder of figures that also takes PNG bytes already
+  rendered, so the report's figures are drawn once for the HTML and the files.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A report's manifest names its inputs' versions and the runs that wrote them, and one
 documented step reproduces the report byte for byte apart from its creation time (issue 16).
 
-One ``conf/test`` default run (A), then ``reporting`` runs on top of it: with another
+One ``conf/test`` default run (A: a copy of the session's ``kedro run``,
+:func:`project_utils.shared_default_run`), then ``reporting`` runs on top of it: with another
 ``topk`` (B), by the manifest's ``kedro run`` command (C) and by ``kedro reproduce`` (D).
 """
 
@@ -12,10 +13,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
-from project_utils import run_project, scratch_project
+from project_utils import run_project, shared_default_run
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
 
@@ -60,8 +62,8 @@ MANIFEST = "data/08_reporting/run_manifest.json"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    proj = scratch_project(tmp_path_factory.mktemp("reproduce"))
-    run_project(proj)  # A: __default__
+    proj = tmp_path_factory.mktemp("reproduce") / "project"
+    shutil.copytree(shared_default_run(tmp_path_factory), proj)  # A: __default__
     (a,) = _versions(proj / MANIFEST)
     run_project(proj, pipeline="reporting", extra_params={
         "backtest": {"portfolio": {"topk": 5}}, "data_root": str(proj / "data")})  # B
@@ -91,7 +93,7 @@ def test_manifest_names_exact_input_versions_and_writer_params(runs):
     man = _manifest(runs, "a")
     prov = man["provenance"]
     assert prov["session_id"] == a and prov["env"] == "test"
-    assert prov["invocation"]["pipeline_names"] is None  # plain `kedro run`
+    assert prov["invocation"]["pipeline_names"] == []  # plain `kedro run` (the CLI's [])
     assert man["params_sha256"] == _reference_params_hash(proj)
     versioned = {k: v for k, v in prov["inputs"].items() if v["version"]}
     assert len(versioned) > 40

@@ -172,6 +172,31 @@ def test_all_method_figures_flat_names(make_method):
         all_method_figures([make_method("a b", n_days=30), make_method("a_b", n_days=30)])
 
 
+def test_figure_files_are_the_htmls_own_images(make_method, tmp_path):
+    """``build_report(figure_files=...)`` hands back the method figures it embedded, under
+    ``all_method_figures``' names; FigureFilesDataset writes those bytes as they are."""
+    import base64
+    import re
+
+    from kedro.io import DatasetError
+
+    from alphaminer.kedro_figures import FigureFilesDataset
+    from alphaminer.reporting import all_method_figures, build_report
+
+    methods = [make_method("a<b c", n_days=30), make_method("gp", n_days=30)]
+    files: dict[str, bytes] = {}
+    html = build_report(methods, {}, figure_files=files)
+    assert sorted(files) == sorted(all_method_figures(methods))
+    embedded = {base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"',
+                                                        html)}
+    assert all(png.startswith(b"\x89PNG") and png in embedded for png in files.values())
+    ds = FigureFilesDataset(filepath=str(tmp_path / "figs"))
+    ds.save(files)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "figs").iterdir()} == files
+    with pytest.raises(DatasetError, match="not a PNG"):
+        ds.save({"x.png": b"GIF89a..."})
+
+
 def test_figures_are_causal(make_method):
     """Changing data after day t leaves every plotted value at days <= t unchanged."""
     from alphaminer.reporting import method_figures, tearsheet_figures

@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -559,23 +560,35 @@ def all_method_figures(methods: Sequence[MethodResults], cfg: FigureConfig | Non
     out: dict[str, Figure] = {}
     for m in methods:
         for key, fig in method_figures(m, cfg).items():
-            name = f"{file_stem(m.name)}__{key}{suffix}"
-            if name in out:
-                raise ValueError(f"two methods map to the same figure file {name!r}; "
-                                 "rename one of them")
-            out[name] = fig
+            add_figure_file(out, m.name, key, fig, suffix)
     return out
 
 
-def figure_to_base64_png(fig: Figure, close: bool = True) -> str:
-    """PNG bytes of ``fig`` as base64 text (for a ``data:image/png`` URI); closes it by default."""
+def add_figure_file(files: dict[str, Any], method: str, key: str, value: Any,
+                    suffix: str = ".png") -> None:
+    """Put ``value`` (a Figure or its PNG bytes) under ``"<method>__<key><suffix>"`` in
+    ``files``, refusing two methods whose names map to the same file."""
+    name = f"{file_stem(method)}__{key}{suffix}"
+    if name in files:
+        raise ValueError(f"two methods map to the same figure file {name!r}; "
+                         "rename one of them")
+    files[name] = value
+
+
+def figure_png(fig: Figure, close: bool = True) -> bytes:
+    """``fig`` rendered as PNG bytes (white background, at its own dpi); closes it by default."""
     buf = io.BytesIO()
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=fig.dpi, facecolor="white")
     if close:
         _close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def figure_to_base64_png(fig: Figure, close: bool = True) -> str:
+    """PNG bytes of ``fig`` as base64 text (for a ``data:image/png`` URI); closes it by default."""
+    return base64.b64encode(figure_png(fig, close)).decode("ascii")
 
 
 def _close(fig: Figure) -> None:

@@ -8,6 +8,7 @@ manifest values) goes through :func:`html.escape`.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -21,6 +22,8 @@ import pandas as pd
 from alphaminer.reporting.figures import (
     FIGURE_KEYS,
     FigureConfig,
+    add_figure_file,
+    figure_png,
     figure_to_base64_png,
     horizon_text,
     ic_decay_figure,
@@ -416,7 +419,8 @@ def _warnings_html(warnings: Sequence[str]) -> str:
     return "".join(f'<div class="warn">⚠ {esc(w)}</div>' for w in warnings)
 
 
-def _method_section(m: MethodResults, i: int, cfg: ReportConfig) -> str:
+def _method_section(m: MethodResults, i: int, cfg: ReportConfig,
+                    figure_files: dict[str, bytes] | None = None) -> str:
     slug = _slug(m.name, i)
     parts = [f'<section id="{slug}"><h2>Method: {esc(m.name)}</h2>', _warnings_html(m.warnings)]
     if m.notes:
@@ -429,12 +433,18 @@ def _method_section(m: MethodResults, i: int, cfg: ReportConfig) -> str:
     figs = method_figures(m, cfg.figures)
     parts.append("<h3>Backtest and signal quality</h3>")
     for key in FIGURE_KEYS:
-        b64 = figure_to_base64_png(figs.pop(key))
+        png = figure_png(figs.pop(key))
+        if figure_files is not None:
+            add_figure_file(figure_files, m.name, key, png)
+        b64 = base64.b64encode(png).decode("ascii")
         parts.append(
             f'<figure><img alt="{esc(m.name)}: {esc(key)}" src="data:image/png;base64,{b64}">'
             f"<figcaption>{esc(_caption(key, m))}</figcaption></figure>")
-    for fig in figs.values():  # figures added later than FIGURE_KEYS are still released
-        figure_to_base64_png(fig)
+    for key, fig in figs.items():  # figures added later than FIGURE_KEYS: files only
+        if figure_files is not None:
+            add_figure_file(figure_files, m.name, key, figure_png(fig))
+        else:
+            figure_png(fig)  # released all the same
     parts.append(f'<h3 id="{slug}-tearsheet">Factor tear sheet</h3>')
     if cfg.tearsheet_figures:
         caps = _tearsheet_captions(m)
@@ -564,6 +574,7 @@ def build_report(
     config: ReportConfig | None = None,
     warnings: Sequence[str] = (),
     horizons: Mapping[str, Any] | None = None,
+    figure_files: dict[str, bytes] | None = None,
 ) -> str:
     """The whole research report as one self-contained HTML string.
 
@@ -584,6 +595,10 @@ def build_report(
             ``data_report``.
         horizons: what each horizon of the report is (e.g. ``{"IC / RankIC label": "20-day
             forward return ..."}``), shown as a table under the comparison.
+        figure_files: when given, filled with each method's backtest figures as PNG bytes,
+            keyed as :func:`~alphaminer.reporting.figures.all_method_figures` keys them: the
+            figures drawn once for the HTML serve the figure files too (drawing is most of
+            the report's time).
     """
     cfg = config or ReportConfig()
     methods = list(methods)
@@ -640,7 +655,7 @@ def build_report(
                    + frame_table(mining, max_rows=cfg.max_table_rows) + "</section>")
     out.extend(f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{body}</section>'
                for sid, title, body in sections)
-    out.extend(_method_section(m, i, cfg) for i, m in enumerate(methods))
+    out.extend(_method_section(m, i, cfg, figure_files) for i, m in enumerate(methods))
     if data_report is not None:
         if not isinstance(data_report, Mapping):
             raise TypeError(f"data_report must be a mapping, got {type(data_report).__name__}")

@@ -16,7 +16,6 @@ from alphaminer.pipelines._common import labels_tensor, split_ranges
 from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS, SIGNAL_METHODS
 from alphaminer.reporting import (
     MethodResults,
-    all_method_figures,
     build_manifest,
     build_report,
     comparison_table,
@@ -378,11 +377,12 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
     if "synthetic_quality" in data:
         sections.append(synthetic_section(data["synthetic_quality"]))
     show = bool(_param(parameters, "reporting", "tearsheet_figures", default=True))
+    figures: dict[str, bytes] = {}  # the HTML's own renderings, saved as files too
     html = build_report(methods, relative_paths(manifest, root), data_report=data_report,
                         planted=planted, mining=mining, sections=sections,
                         config=ReportConfig(tearsheet_figures=show),
-                        horizons=horizons_table(label_horizons(parameters)))
-    figures = all_method_figures(methods)
+                        horizons=horizons_table(label_horizons(parameters)),
+                        figure_files=figures)
     table = comparison_table(methods, numeric=True).reset_index()
     table.insert(1, "combiner", [m.combiner for m in methods])
     return html, figures, table, manifest

@@ -7,6 +7,9 @@ pre-trained on them learns to avoid windowed operators. The paper's markets are 
 (Table 7); this builds ``--n`` markets of ``--days`` days (CPU-sized) into ``--out``.
 
     OMP_NUM_THREADS=1 python benchmarks/build_alphaformer_markets.py --n 6 --days 400 600
+
+A market depends only on its index and ``--seed``: ``--first 0 --n 3`` and ``--first 3 --n 3``
+in two processes build the same six markets.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--first", type=int, default=0,
+                    help="index of the first market (each market depends only on its index and "
+                         "--seed, so processes with disjoint ranges build the same markets)")
     ap.add_argument("--days", type=int, nargs=2, default=[400, 600])
     ap.add_argument("--stocks", type=int, nargs=2, default=[50, 80])
     ap.add_argument("--seed", type=int, default=1)
@@ -44,7 +50,7 @@ def main() -> None:
     cfg = MarketConfig(n_markets=args.n, stocks=tuple(args.stocks), days=tuple(args.days))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for i in range(args.n):
+    for i in range(args.first, args.first + args.n):
         t = time.time()
         m = assemble_market(i, real, models.scaler, models.generators, models.evaluator,
                             models.context, cfg, args.seed)

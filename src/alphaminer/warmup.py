@@ -11,7 +11,8 @@ has written the cache pays this again. The test suite starts several such proces
 This runs every kernel on a small simulator panel, in float32 (the panel's dtype) and in float64
 (the kernels' other signature). It goes through the same code paths as the pipelines:
 
-- the expression evaluator, on the classic and Alpha158 formulas and on every rolling operator;
+- the expression evaluator, on the classic and Alpha158 formulas;
+- every rolling operator of ``expr.kernels``, called directly in both dtypes;
 - the metrics;
 - the candidate scorer with its pool.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -44,6 +46,36 @@ def test_rank_average_equals_numpy_signed_mean_of_ranks():
     np.testing.assert_allclose(res.signal.numpy(), expected, atol=1e-6, equal_nan=True)
     assert res.model["weights"][names[1]] == pytest.approx(-1 / 3)  # β₁ < 0 → flipped
     assert res.metrics["test_rank_ic"] > 0.2
+
+
+@pytest.mark.parametrize(("beta", "want_k"), [
+    (np.array([0.6, 0.0, 0.0, 0.0, 0.0, 0.0]), 1),   # one real factor: averaging dilutes it
+    (np.array([0.4, -0.4, 0.4, 0.0, 0.0, 0.0]), 3),  # three equal ones: their average wins
+])
+def test_k_grid_keeps_the_k_with_the_best_validation_rank_ic(beta, want_k):
+    """Factors picked and signed on train, k chosen on the validation RankIC, all in numpy."""
+    f, names, y = planted_linear(beta=beta)
+    grid = (1, 2, 3, 6)
+    res = combine("rank_average", f, names, y, SPLITS, HORIZON,
+                  {"k_grid": grid, "select_on": "train", "n_trials": 0})
+    fn, yn = f.numpy().astype(np.float64), y.numpy().astype(np.float64)
+    train = range(SPLITS["train"][0], SPLITS["train"][1] - HORIZON)
+    valid = range(SPLITS["valid"][0], SPLITS["valid"][1] - HORIZON)
+    ric = np.array([_np_valid_rank_ic(fn[k], yn, train) for k in range(len(names))])
+    order = list(np.argsort(-np.abs(ric), kind="stable"))
+    ranks = np.stack([np.sign(ric[k]) * _np_rank_centred(fn[k]) for k in order])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
+        averages = {k: np.nanmean(ranks[:k], axis=0) for k in grid}
+    valid_ric = {k: _np_valid_rank_ic(averages[k], yn, valid) for k in grid}
+    best = max(grid, key=lambda k: (valid_ric[k], -k))
+    assert best == want_k, valid_ric
+    assert res.params["top_k"] == best and res.selected == [names[k] for k in order[:best]]
+    np.testing.assert_allclose(res.signal.numpy(), averages[best], atol=1e-6, equal_nan=True)
+    for k in grid:  # float32 sums of ranks break a few ties differently from float64
+        assert res.model["k_grid_valid_rank_ic"][str(k)] == pytest.approx(valid_ric[k], abs=1e-3)
+    with pytest.raises(ValueError, match="n_trials"):
+        combine("rank_average", f, names, y, SPLITS, HORIZON, {"k_grid": grid, "n_trials": 3})
 
 
 def test_auto_keeps_the_best_candidate_on_validation():

@@ -19,6 +19,27 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
+def _worker_threads() -> int:
+    """Compute threads per pytest-xdist worker: the usable CPUs shared between the workers.
+
+    With 2 workers on 2 cores, a second torch thread in each only oversubscribes the cores, and
+    under ``OMP_WAIT_POLICY=PASSIVE`` every parallel region then waits for a thread to wake up
+    (benchmarks/README.md, "Shared CPU": one thread ran an AlphaNet epoch in 1.7 s, two in 2.7 s
+    even on a quiet machine)."""
+    from alphaminer import available_cpus  # stdlib only: torch is not loaded yet
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, available_cpus() // max(1, workers))
+
+
+#: set before torch loads, so torch in this process and every subprocess a test starts
+#: (``kedro run``, ParallelRunner workers) reads it; a test that needs more sets it itself
+WORKER_THREADS = _worker_threads()
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, str(WORKER_THREADS))
+
+
 #: The slowest test files, slowest first. With ``--dist loadfile --no-loadscope-reorder``
 #: (scripts/test.sh) pytest-xdist hands files to whichever worker is free in this order, so the
 #: long ones start at once and the short ones fill in at the end (xdist's own reordering, by

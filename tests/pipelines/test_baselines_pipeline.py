@@ -40,21 +40,27 @@ def ingested(tmp_path_factory) -> Path:
     return proj
 
 
-def test_baselines_write_pools_as_alpha_sets(ingested: Path) -> None:
-    run_project(ingested, "baselines")
+@pytest.fixture(scope="module")
+def reference(ingested: Path) -> dict:
+    """One uninterrupted ``kedro run --pipelines=baselines`` (a subprocess, as the killed run
+    is): the alpha sets the resumed run must reproduce, and what the first test checks."""
+    ref = _kedro(ingested, "--pipelines=baselines", "--params", PARAMS.replace("ckpt", "ref"))
+    err, _ = ref.communicate(timeout=600)
+    assert ref.returncode == 0, err[-3000:]
+    return {m: _alphas(ingested, m) for m in ("gp", "alphagen")}
+
+
+def test_baselines_write_pools_as_alpha_sets(reference: dict) -> None:
     for m in ("gp", "alphagen"):
-        a = _alphas(ingested, m)
+        a = reference[m]
         assert a["method"] == m and 0 < len(a["alphas"]) <= 5
         assert all(x["weight"] is not None for x in a["alphas"])
         assert a["meta"]["n_candidates"] > 0
 
 
-def test_kill_9_mid_run_resumes_to_identical_alpha_sets(ingested: Path) -> None:
-    ref = _kedro(ingested, "--pipelines=baselines", "--params", PARAMS.replace("ckpt", "ref"))
-    err, _ = ref.communicate(timeout=600)
-    assert ref.returncode == 0, err[-3000:]
-    want = {m: _alphas(ingested, m)["alphas"] for m in ("gp", "alphagen")}
-
+def test_kill_9_mid_run_resumes_to_identical_alpha_sets(ingested: Path, reference: dict
+                                                        ) -> None:
+    want = {m: reference[m]["alphas"] for m in ("gp", "alphagen")}
     ckpt = ingested / "data/06_models"
     proc = _kedro(ingested, "--pipelines=baselines", "--params", PARAMS)
     deadline = time.time() + 300

@@ -115,6 +115,11 @@ def test_report_has_every_method(project: Path):
     files = {p.name: p.read_bytes() for p in (project / "data/08_reporting/figures").iterdir()}
     assert {f"{m}__{k}.png" for m in ALL_METHODS for k in FIGURE_KEYS} <= set(files)
     assert all(base64.b64encode(png).decode() in html for png in files.values())
+    # conf/test's reporting.dpi (60) reaches every PNG: 9 x 3.4 inches -> 540 x 204 pixels
+    # (the IHDR chunk: width and height as big-endian uint32 at bytes 16-24)
+    sizes = {(int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))
+             for png in files.values()}
+    assert (540, 204) in sizes and all(w <= 540 for w, _ in sizes), sizes
 
 
 def test_manifest(project: Path):

@@ -15,6 +15,7 @@ from alphaminer.panel import Panel
 from alphaminer.pipelines._common import labels_tensor, split_ranges
 from alphaminer.pipelines._methods import ALL_METHODS, ALPHA_SET_METHODS, SIGNAL_METHODS
 from alphaminer.reporting import (
+    FigureConfig,
     MethodResults,
     build_manifest,
     build_report,
@@ -380,7 +381,8 @@ def build_research_report(parameters: dict[str, Any], data_report: dict[str, Any
     figures: dict[str, bytes] = {}  # the HTML's own renderings, saved as files too
     html = build_report(methods, relative_paths(manifest, root), data_report=data_report,
                         planted=planted, mining=mining, sections=sections,
-                        config=ReportConfig(tearsheet_figures=show),
+                        config=ReportConfig(tearsheet_figures=show, figures=FigureConfig(
+                            dpi=int(_param(parameters, "reporting", "dpi", default=100)))),
                         horizons=horizons_table(label_horizons(parameters)),
                         figure_files=figures)
     table = comparison_table(methods, numeric=True).reset_index()

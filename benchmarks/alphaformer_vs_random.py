@@ -47,13 +47,14 @@ def target_panel():  # noqa: ANN201
         panel.dates, {"fractions": [0.6, 0.2, 0.2], "horizon": 20})
 
 
-def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: int  # noqa: ANN001
-            ) -> dict[str, float]:
+def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: int,  # noqa: ANN001
+            temperature: float = 1.0) -> dict[str, float]:
     sc = CandidateScorer(panel, y, days=splits.ranges["train"], pool=PoolConfig(
         capacity=capacity, min_stocks=10, compute_rank_ic=False), min_stocks=10,
         compute_rank_ic=False)
     cpu = time.process_time()
-    res = AlphaFormerMiner(sc, model, {"n_candidates": n, "batch_size": 100, "seed": seed}
+    res = AlphaFormerMiner(sc, model, {"n_candidates": n, "batch_size": 100, "seed": seed,
+                                                "temperature": temperature}
                            ).run(progress=False)
     cpu = time.process_time() - cpu
     test = CandidateScorer(panel, y, days=splits.ranges["test"], min_stocks=10,
@@ -80,6 +81,10 @@ def main() -> None:
     ap.add_argument("--capacity", type=int, default=10)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--temperature", type=float, default=1.0,
+                    help="sampling temperature of the pre-trained model")
+    ap.add_argument("--random-temperature", type=float, default=1.0,
+                    help="sampling temperature of the random-weights model")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     panel, y, splits = target_panel()
@@ -87,10 +92,11 @@ def main() -> None:
     rows = {"pretrained": [], "random": []}
     for seed in args.seeds:
         rows["pretrained"].append(run_one(trained, panel, y, splits, args.n, args.capacity,
-                                          seed))
+                                          seed, args.temperature))
         torch.manual_seed(seed)
         rnd = AlphaFormer(trained.vocab, trained.config)
-        rows["random"].append(run_one(rnd, panel, y, splits, args.n, args.capacity, seed))
+        rows["random"].append(run_one(rnd, panel, y, splits, args.n, args.capacity, seed,
+                                      args.random_temperature))
         print(json.dumps({"seed": seed, "pretrained": rows["pretrained"][-1],
                           "random": rows["random"][-1]}), flush=True)
     from scipy import stats
@@ -101,7 +107,9 @@ def main() -> None:
     summary = {k: {m: float(np.mean([r[m] for r in v])) for m in
                    ("pool_ic_train", "pool_ic_test", "candidates_per_second", "unique")}
                for k, v in rows.items()}
-    print(json.dumps({"n": args.n, "capacity": args.capacity, "summary": summary,
+    print(json.dumps({"n": args.n, "capacity": args.capacity,
+                      "temperature": args.temperature,
+                      "random_temperature": args.random_temperature, "summary": summary,
                       "welch_t": float(t), "p_one_sided": float(p),
                       "pretrained_wins": int((a > b).sum())}, indent=2))
 

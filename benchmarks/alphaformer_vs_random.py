@@ -53,9 +53,8 @@ def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: i
         capacity=capacity, min_stocks=10, compute_rank_ic=False), min_stocks=10,
         compute_rank_ic=False)
     cpu = time.process_time()
-    res = AlphaFormerMiner(sc, model, {"n_candidates": n, "batch_size": 100, "seed": seed,
-                                                "temperature": temperature}
-                           ).run(progress=False)
+    cfg = {"n_candidates": n, "batch_size": 100, "seed": seed, "temperature": temperature}
+    res = AlphaFormerMiner(sc, model, cfg).run(progress=False)
     cpu = time.process_time() - cpu
     test = CandidateScorer(panel, y, days=splits.ranges["test"], min_stocks=10,
                            compute_rank_ic=False)

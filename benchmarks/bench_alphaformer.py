@@ -77,7 +77,8 @@ def bench_pretrain(updates: int) -> dict[str, float]:
 
         panels = [clean(load_source({"kind": "simulator", "simulator": {
             "n_stocks": 45, "n_days": 150, "seed": s}})).to_panel() for s in range(4)]
-    markets = prepare_markets(panels, vocab, mcfg, cfg.horizon, cfg.label_kind)
+    markets = prepare_markets(panels, vocab, mcfg, cfg.horizon, cfg.label_kind,
+                                  cfg.reward_holdout)
     res = Pretrainer(markets, vocab, mcfg, cfg).run(progress=False)
     return {"updates": updates, "updates_per_minute": res.meta["updates_per_minute"],
             "seconds": res.meta["seconds"], "markets": res.meta["market_shapes"],

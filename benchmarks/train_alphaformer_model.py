@@ -63,6 +63,11 @@ def plot(hist: pd.DataFrame, path: Path) -> None:
     for ax, (c, title) in zip(axes.ravel(), cols):
         ax.plot(hist["iteration"], hist[c], lw=0.8, alpha=0.5)
         ax.plot(hist["iteration"], hist[c].rolling(10, min_periods=1).mean(), lw=1.5)
+        if c == "mean_pool_ic" and "mean_holdout_pool_ic" in hist:  # the held-out reward
+            h = hist["mean_holdout_pool_ic"]
+            ax.plot(hist["iteration"], h.rolling(10, min_periods=1).mean(), lw=1.5,
+                    label="held-out days")
+            ax.legend(fontsize=7)
         ax.set_title(title)
         ax.set_xlabel("PPO update")
     fig.tight_layout()
@@ -86,6 +91,8 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reward-holdout", type=float, default=None,
+                    help="PretrainConfig.reward_holdout (default: conf/base's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -94,9 +101,11 @@ def main() -> None:
     vocab = Vocabulary.from_config(pp["vocabulary"])
     mcfg = AlphaFormerConfig.from_dict(pp["model"])
     run = {**pp["run"], "updates": args.updates, "seed": args.seed}
+    if args.reward_holdout is not None:
+        run["reward_holdout"] = args.reward_holdout
     cfg = PretrainConfig.from_dict(run)
     markets = prepare_markets(load_markets(Path(args.markets)), vocab, mcfg, cfg.horizon,
-                              cfg.label_kind)
+                              cfg.label_kind, cfg.reward_holdout)
     t0 = time.time()
     res = Pretrainer(markets, vocab, mcfg, cfg).run(checkpoint_dir=args.checkpoints)
     hist = pd.DataFrame(res.history)
@@ -107,6 +116,8 @@ def main() -> None:
     signal = {"mean_reward": learning_signal(hist),
               "valid_share": learning_signal(hist, "valid_share"),
               "mean_pool_ic": learning_signal(hist, "mean_pool_ic")}
+    if "mean_holdout_pool_ic" in hist:
+        signal["mean_holdout_pool_ic"] = learning_signal(hist, "mean_holdout_pool_ic")
     meta = {**res.meta, "trained_with": "benchmarks/train_alphaformer_model.py",
             "hardware": f"CPU only ({torch.get_num_threads()} torch threads), no GPU",
             "wall_seconds_this_session": time.time() - t0, "learning_signal": signal,

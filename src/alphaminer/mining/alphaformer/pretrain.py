@@ -6,7 +6,10 @@ episodes run side by side ("batched over markets"): every PPO update, each slot 
 ``batch_size / slots`` formulas conditioned on its market's dataset embedding and its pool as it
 stands, offers them in order to its pool through the kit's scorer (Algorithm 1:
 :func:`alphaminer.mining.base.offer_to_pool`), and each formula's reward is the pool IC on that
-market after its update (``invalid_reward`` when the scorer cannot score it). One PPO update
+market after its update (``invalid_reward`` when the scorer cannot score it). With
+``reward_holdout`` > 0 (our option; the paper's reward is in-sample) the pool is fitted on a
+market's earlier days and the reward is the same pool's IC on its last days (see
+:class:`PretrainConfig`). One PPO update
 (:class:`alphaminer.mining.ppo.PPO`, γ = λ = 1 so ``A = r − V``) runs on the whole batch. A slot
 whose episode is over starts a new one on a market and capacity drawn from the run's RNG.
 
@@ -65,6 +68,12 @@ class PretrainConfig:
     horizon: int = 20
     label_kind: str = "close"
     min_stocks: int = 10
+    #: share of each market's labelled days held out for the reward: 0 → the paper (the pool is
+    #: fitted and rewarded on all labelled days); h > 0 → the pool is fitted on the days before
+    #: the last ``h`` share (less a ``horizon`` gap, so no fitting label reads a held-out price)
+    #: and each formula is rewarded with the pool's IC on the held-out days. That rewards
+    #: formulas whose combination generalises instead of fitting a small market's noise.
+    reward_holdout: float = 0.0
     ppo: dict[str, Any] = field(default_factory=lambda: dict(TABLE9_PPO))
     device: str = "auto"
     seed: int = 0
@@ -78,6 +87,8 @@ class PretrainConfig:
         if not self.capacities or min(self.capacities) < 1 or self.steps_per_capacity < 1:
             raise ValueError("capacities must be non-empty and >= 1, steps_per_capacity >= 1")
         object.__setattr__(self, "capacities", tuple(int(c) for c in self.capacities))
+        if not 0.0 <= float(self.reward_holdout) < 1.0:
+            raise ValueError(f"reward_holdout must be in [0, 1), got {self.reward_holdout!r}")
         ppo = {**TABLE9_PPO, **dict(self.ppo)}
         PPOConfig.from_dict(ppo)  # validate early, naming bad keys
         object.__setattr__(self, "ppo", ppo)
@@ -95,14 +106,25 @@ class Market:
     panel: Panel
     target: torch.Tensor
     features: torch.Tensor
+    #: ``(0, t_fit)``: the days the pool is fitted on (None: all days)
+    fit_days: tuple[int, int] | None = None
+    #: ``(t_ho, t_end)``: the held-out days of the reward (None: the reward is in-sample)
+    holdout_days: tuple[int, int] | None = None
 
 
 def prepare_markets(markets: Mapping[str, Any] | Sequence[Panel], vocab: Vocabulary,
-                    model_cfg: AlphaFormerConfig, horizon: int = 20, kind: str = "close"
-                    ) -> list[Market]:
+                    model_cfg: AlphaFormerConfig, horizon: int = 20, kind: str = "close",
+                    holdout: float = 0.0) -> list[Market]:
     """Markets (a partitioned dataset's ``name → Panel | loader`` mapping, or panels) with labels
     ``make_labels(panel, horizon, kind)`` (as ingestion) and the dataset window ending on the
-    last day with a label: the embedding sees no day the pool's IC cannot use."""
+    last day with a label: the embedding sees no day the pool's IC cannot use.
+
+    ``holdout`` (``PretrainConfig.reward_holdout``) > 0: the last ``holdout`` share of the
+    labelled days ``[t_ho, t_end)`` is the reward's; the pool is fitted on ``[0, t_ho − horizon)``
+    and the dataset window ends at ``t_ho``, as at inference (the window ends where the fitting
+    split does, and the pool is judged on what follows)."""
+    if not 0.0 <= float(holdout) < 1.0:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout!r}")
     items = sorted(markets.items()) if isinstance(markets, Mapping) else [
         (f"market_{i}", p) for i, p in enumerate(markets)]
     out = []
@@ -114,8 +136,19 @@ def prepare_markets(markets: Mapping[str, Any] | Sequence[Panel], vocab: Vocabul
         labelled = torch.nonzero(torch.isfinite(y).any(dim=1)).squeeze(1)
         t_end = int(labelled[-1]) + 1 if labelled.numel() else panel.T
         t_end = max(t_end, model_cfg.window)
+        fit = ho = None
+        t_window = t_end
+        if holdout > 0:
+            t_ho = t_end - int(round(holdout * t_end))
+            t_fit = t_ho - int(horizon)
+            if t_fit < max(2 * model_cfg.window, 1) or t_ho >= t_end:
+                raise ValueError(
+                    f"market {name!r}: {t_end} labelled days are too few for reward_holdout "
+                    f"{holdout} (fit days [0, {t_fit}), held-out days [{t_ho}, {t_end}))")
+            fit, ho, t_window = (0, t_fit), (t_ho, t_end), t_ho
         out.append(Market(str(name), panel, y, market_features(
-            panel, t_end, model_cfg.window, vocab.features, model_cfg.max_stocks)))
+            panel, t_window, model_cfg.window, vocab.features, model_cfg.max_stocks),
+            fit_days=fit, holdout_days=ho))
     if not out:
         raise ValueError("no markets to pre-train on")
     return out
@@ -152,6 +185,12 @@ class Pretrainer:
         self.config = config if isinstance(config, PretrainConfig) \
             else PretrainConfig.from_dict(config)
         cfg = self.config
+        mismatch = [m.name for m in self.markets
+                    if (m.holdout_days is not None) != (cfg.reward_holdout > 0)]
+        if mismatch:
+            raise ValueError(f"markets {mismatch} were prepared for another reward_holdout than "
+                             f"the config's {cfg.reward_holdout}: pass "
+                             f"prepare_markets(..., holdout=config.reward_holdout)")
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.model = AlphaFormer(self.vocab, self.model_config).to(self.device)
@@ -163,13 +202,42 @@ class Pretrainer:
         self.scorer_factory = scorer_factory or self._default_scorer
         self.slots: list[_Slot] = []
         self._data = [m.features for m in self.markets]
+        self._holdout: dict[int, CandidateScorer] = {}  # market → scorer on its held-out days
 
     # ------------------------------------------------------------------ episodes
     def _default_scorer(self, market: Market, capacity: int) -> CandidateScorer:
         cfg = self.config
-        return CandidateScorer(market.panel, market.target, pool=PoolConfig(
-            capacity=capacity, l1=cfg.l1, min_stocks=cfg.min_stocks, compute_rank_ic=False),
-            min_stocks=cfg.min_stocks, compute_rank_ic=False)
+        return CandidateScorer(market.panel, market.target, days=market.fit_days,
+                               pool=PoolConfig(capacity=capacity, l1=cfg.l1,
+                                               min_stocks=cfg.min_stocks, compute_rank_ic=False),
+                               min_stocks=cfg.min_stocks, compute_rank_ic=False)
+
+    def _holdout_ic(self, slot: _Slot) -> float:
+        """The slot's pool, with its fitted weights, scored on its market's held-out days (0 for
+        an empty pool; a member that cannot be evaluated there contributes nothing)."""
+        pool = slot.scorer.pool
+        if pool is None or not len(pool):
+            return 0.0
+        market = self.markets[slot.market]
+        ho = self._holdout.get(slot.market)
+        if ho is None:
+            ho = self._holdout[slot.market] = CandidateScorer(
+                market.panel, market.target, days=market.holdout_days,
+                min_stocks=self.config.min_stocks, compute_rank_ic=False)
+        t0, t1 = market.holdout_days
+        vals = []
+        for name in pool.names:
+            try:
+                vals.append(ho.values(name))
+            except ValueError:
+                vals.append(torch.full((t1 - t0, market.panel.S), float("nan")))
+        ic = pool.pool_ic(market.target[t0:t1], vals)
+        return float(ic) if np.isfinite(ic) else 0.0
+
+    def _reward(self, slot: _Slot) -> float:
+        if self.markets[slot.market].holdout_days is None:
+            return pool_ic(slot.scorer)
+        return self._holdout_ic(slot)
 
     def _new_slot(self) -> _Slot:
         m = int(self.rng.integers(len(self.markets)))
@@ -186,7 +254,7 @@ class Pretrainer:
                 rewards.append(self.config.invalid_reward)
                 continue
             slot.offered.extend(offer_to_pool(slot.scorer, [f]))
-            rewards.append(pool_ic(slot.scorer))
+            rewards.append(self._reward(slot))
             ok += 1
         return rewards, ok
 
@@ -213,6 +281,8 @@ class Pretrainer:
         pics = [pool_ic(s.scorer) for s in self.slots]
         stats.update(iteration=it, valid_share=n_ok / len(formulas),
                      mean_pool_ic=float(np.mean(pics)), unique=len(set(formulas)))
+        if any(self.markets[s.market].holdout_days is not None for s in self.slots):
+            stats["mean_holdout_pool_ic"] = float(np.mean([self._reward(s) for s in self.slots]))
         finished = 0
         for k, s in enumerate(self.slots):
             s.step += 1

@@ -22,8 +22,8 @@ def pretrain_alphaformer(markets: dict[str, Any], params: AlphaFormerPretrainPar
     vocab = Vocabulary.from_config(p.vocabulary)
     mcfg = p.model.to_config()
     cfg = p.run.to_config({"seed": seed})
-    res = Pretrainer(prepare_markets(markets, vocab, mcfg, cfg.horizon, cfg.label_kind,
-                                  cfg.reward_holdout), vocab,
-                     mcfg, cfg).run(checkpoint_dir=p.checkpoint_dir)
+    prepared = prepare_markets(markets, vocab, mcfg, cfg.horizon, cfg.label_kind,
+                               cfg.reward_holdout)
+    res = Pretrainer(prepared, vocab, mcfg, cfg).run(checkpoint_dir=p.checkpoint_dir)
     hist = pd.DataFrame(res.history) if res.history else pd.DataFrame({"iteration": []})
     return SavedModel(res.model, res.meta), hist

@@ -6,6 +6,11 @@ the pool's combined factor (train weights) on the test split, then the means and
 Welch t-test of pre-trained > random on the train pool IC.
 
     OMP_NUM_THREADS=1 python benchmarks/alphaformer_vs_random.py --n 300
+
+``--model`` takes several model folders (the generator ablation: one model per generator's
+markets), all compared with the same random-weights runs. ``--panel us`` (or ``cnall``) mines a
+shared real panel instead (the paper's Table 3 transfer: no further training), with its splits
+as in ``benchmarks/alphanet_real.py``. ``--out FILE`` writes every run and the summary as JSON.
 """
 
 from __future__ import annotations
@@ -25,14 +30,25 @@ from alphaminer.mining.alphaformer import AlphaFormer, AlphaFormerMiner, load_mo
 REPO = Path(__file__).resolve().parents[1]
 
 
-def target_panel():  # noqa: ANN201
-    """The default ingested panel (data/03_primary) or, if absent, the same simulator run."""
+def target_panel(name: str = "default"):  # noqa: ANN201
+    """The default ingested panel (data/03_primary) or, if absent, the same simulator run; or
+    a shared real panel (``us``, ``cnall``) with the project's 20-day close label."""
     import pandas as pd
 
     from alphaminer.data import Splits, clean, load_source, make_splits
     from alphaminer.panel import Panel
     from alphaminer.pipelines._common import labels_tensor
 
+    if name != "default":
+        import sys
+
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from alphanet_real import HORIZON, load_panel
+
+        from alphaminer.data import make_labels
+
+        panel, splits = load_panel(name)
+        return panel, make_labels(panel, HORIZON, "close"), splits
     d = REPO / "data/03_primary"
     if (d / "market_panel.parquet").exists():
         panel = Panel.load(d / "market_panel.parquet")
@@ -73,9 +89,30 @@ def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: i
             "phase_seconds": res.meta["phase_seconds"], "pool_skipped": res.meta["pool_skipped"]}
 
 
+def _shown(path: str) -> str:
+    """A model path relative to the repository when it is inside it (portable JSON)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
+
+
+def summarise(pre: list[dict], rnd: list[dict]) -> dict:
+    """Means of both arms and the one-sided Welch test of pre-trained > random (train pool IC)."""
+    from scipy import stats
+
+    a = np.array([r["pool_ic_train"] for r in pre])
+    b = np.array([r["pool_ic_train"] for r in rnd])
+    t, p = stats.ttest_ind(a, b, equal_var=False, alternative="greater")
+    summary = {k: {m: float(np.mean([r[m] for r in v])) for m in
+                   ("pool_ic_train", "pool_ic_test", "candidates_per_second", "unique")}
+               for k, v in (("pretrained", pre), ("random", rnd))}
+    return {"summary": summary, "welch_t": float(t), "p_one_sided": float(p),
+            "pretrained_wins": int((a > b).sum())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=str(REPO / "models/alphaformer"))
+    ap.add_argument("--model", nargs="+", default=[str(REPO / "models/alphaformer")])
+    ap.add_argument("--panel", default="default", choices=["default", "us", "cnall", "cn300"])
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--capacity", type=int, default=10)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -84,33 +121,39 @@ def main() -> None:
                     help="sampling temperature of the pre-trained model")
     ap.add_argument("--random-temperature", type=float, default=1.0,
                     help="sampling temperature of the random-weights model")
+    ap.add_argument("--labels", nargs="+", default=None,
+                    help="a table label per --model (default: the folder names)")
+    ap.add_argument("--title", default=None, help="the table's title in the report")
+    ap.add_argument("--out", default=None, help="write the runs and summaries here (JSON); "
+                    "files in models/alphaformer/evaluations/ are tabled by the report")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    panel, y, splits = target_panel()
-    trained, _ = load_model(args.model)
-    rows = {"pretrained": [], "random": []}
+    panel, y, splits = target_panel(args.panel)
+    labels = args.labels or [Path(m).name for m in args.model]
+    if len(labels) != len(args.model) or len(set(labels)) != len(labels) or "random" in labels:
+        raise SystemExit("--labels needs one distinct label per --model, none of them 'random'")
+    models = {lab: load_model(m)[0] for lab, m in zip(labels, args.model)}
+    first = next(iter(models.values()))
+    rows: dict[str, list[dict]] = {m: [] for m in models}
+    rows["random"] = []
     for seed in args.seeds:
-        rows["pretrained"].append(run_one(trained, panel, y, splits, args.n, args.capacity,
-                                          seed, args.temperature))
+        for name, trained in models.items():
+            rows[name].append(run_one(trained, panel, y, splits, args.n, args.capacity,
+                                      seed, args.temperature))
         torch.manual_seed(seed)
-        rnd = AlphaFormer(trained.vocab, trained.config)
+        rnd = AlphaFormer(first.vocab, first.config)
         rows["random"].append(run_one(rnd, panel, y, splits, args.n, args.capacity, seed,
                                       args.random_temperature))
-        print(json.dumps({"seed": seed, "pretrained": rows["pretrained"][-1],
-                          "random": rows["random"][-1]}), flush=True)
-    from scipy import stats
-
-    a = np.array([r["pool_ic_train"] for r in rows["pretrained"]])
-    b = np.array([r["pool_ic_train"] for r in rows["random"]])
-    t, p = stats.ttest_ind(a, b, equal_var=False, alternative="greater")
-    summary = {k: {m: float(np.mean([r[m] for r in v])) for m in
-                   ("pool_ic_train", "pool_ic_test", "candidates_per_second", "unique")}
-               for k, v in rows.items()}
-    print(json.dumps({"n": args.n, "capacity": args.capacity,
-                      "temperature": args.temperature,
-                      "random_temperature": args.random_temperature, "summary": summary,
-                      "welch_t": float(t), "p_one_sided": float(p),
-                      "pretrained_wins": int((a > b).sum())}, indent=2))
+        print(json.dumps({"seed": seed, **{k: v[-1] for k, v in rows.items()}}), flush=True)
+    result = {"title": args.title, "panel": args.panel, "n": args.n, "seeds": args.seeds,
+              "model_paths": {lab: _shown(m) for lab, m in zip(labels, args.model)},
+              "capacity": args.capacity, "temperature": args.temperature,
+              "random_temperature": args.random_temperature,
+              "models": {m: summarise(rows[m], rows["random"]) for m in models}}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({**result, "runs": rows}, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Build longer synthetic markets for the shipped AlphaFormer model with the trained
-``synthetic_generation`` models (evaluator selection among all generators, Algorithm 2).
+"""Build longer synthetic markets for AlphaFormer pre-training with trained
+``synthetic_generation`` models (evaluator selection among the generators, Algorithm 2).
 
 The default ``synthetic_generation`` markets are 100–200 days long: too short for formulas that
 nest the vocabulary's 10–50-day windows (they come out "too few valid days"), so a model
@@ -10,22 +10,71 @@ pre-trained on them learns to avoid windowed operators. The paper's markets are 
 
 A market depends only on its index and ``--seed``: ``--first 0 --n 3`` and ``--first 3 --n 3``
 in two processes build the same six markets.
+
+``--generators gru`` (or ``transformer``, ``diffusion``) builds the same markets (same contexts,
+stocks and lengths) from one generator alone: the pre-training ablation of the paper's Fig. 3.
+
+``--panel cnall`` (or ``us``) conditions the markets on a shared real panel's train split
+instead of the ingested default panel, as the paper does with its CN data. The generators and
+the evaluator are then trained first, with conf/base's ``synthetic`` parameters, into
+``data/06_models/synthetic_<panel>/`` (resumable), unless ``--models`` names a trained bundle.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from alphaminer.data import Splits
 from alphaminer.panel import Panel
 from alphaminer.synthetic import MarketConfig, RealSequences, SyntheticModels, assemble_market
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def train_split(panel_name: str) -> Panel:
+    """The train segment of the default ingested panel or of a shared real panel."""
+    if panel_name == "default":
+        d = REPO / "data/03_primary"
+        panel = Panel.load(d / "market_panel.parquet")
+        splits = Splits.from_dict(json.loads((d / "splits.json").read_text()))
+    else:
+        from alphanet_real import load_panel
+
+        panel, splits = load_panel(panel_name)
+    return splits.slice(panel, "train")
+
+
+def synthetic_models(panel_name: str, train: Panel, models_dir: str | None) -> SyntheticModels:
+    """The newest bundle of the default pipeline, ``--models``, or one trained on ``train``."""
+    if models_dir:
+        return SyntheticModels.load(models_dir)
+    if panel_name == "default":
+        root = REPO / "data/06_models/synthetic/models"
+        return SyntheticModels.load(sorted(p for p in root.iterdir() if p.is_dir())[-1]
+                                    / "models")
+    from alphaminer.parameters import SyntheticParams
+    from alphaminer.synthetic import train_synthetic_models
+
+    base = REPO / f"data/06_models/synthetic_{panel_name}"
+    if (base / "models" / "config.json").exists():
+        return SyntheticModels.load(base / "models")
+    raw = yaml.safe_load((REPO / "conf/base/parameters/synthetic.yml").read_text())["synthetic"]
+    raw["checkpoint_dir"] = str(base / "checkpoints")
+    p = SyntheticParams.coerce(raw)
+    t = time.time()
+    models, _ = train_synthetic_models(train, p.to_config(seed=0), checkpoint_dir=p.checkpoint_dir)
+    models.save(base / "models")
+    print(f"synthetic models trained on {panel_name} ({train.S} x {train.T}) in "
+          f"{time.time() - t:.0f}s", flush=True)
+    return models
 
 
 def main() -> None:
@@ -38,21 +87,29 @@ def main() -> None:
     ap.add_argument("--stocks", type=int, nargs=2, default=[50, 80])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "data/05_model_input/alphaformer_markets"))
+    ap.add_argument("--generators", nargs="+", default=None,
+                    help="a subset of the bundle's generators (default: all of them)")
+    ap.add_argument("--panel", default="default", choices=["default", "cnall", "us"])
+    ap.add_argument("--models", default=None, help="a trained synthetic model bundle")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    root = REPO / "data/06_models/synthetic/models"
-    models = SyntheticModels.load(sorted(p for p in root.iterdir() if p.is_dir())[-1] / "models")
-    d = REPO / "data/03_primary"
-    panel = Panel.load(d / "market_panel.parquet")
-    splits = Splits.from_dict(json.loads((d / "splits.json").read_text()))
-    real = RealSequences.from_panel(splits.slice(panel, "train"))
+    train = train_split(args.panel)
+    models = synthetic_models(args.panel, train, args.models)
+    gens = models.generators
+    if args.generators:
+        unknown = set(args.generators) - set(gens)
+        if unknown:
+            raise SystemExit(f"unknown generator(s) {sorted(unknown)}; the bundle has "
+                             f"{sorted(gens)}")
+        gens = {n: gens[n] for n in args.generators}
+    real = RealSequences.from_panel(train)
     cfg = MarketConfig(n_markets=args.n, stocks=tuple(args.stocks), days=tuple(args.days))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i in range(args.first, args.first + args.n):
         t = time.time()
-        m = assemble_market(i, real, models.scaler, models.generators, models.evaluator,
+        m = assemble_market(i, real, models.scaler, gens, models.evaluator,
                             models.context, cfg, args.seed)
         m.panel.save(out / f"market_{i:04d}.parquet")
         print(f"market {i}: {m.panel.S} stocks x {m.panel.T} days, wins {m.wins}, "

@@ -7,7 +7,11 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from alphaminer.pipelines.reporting.nodes import alpha2_ablation_section, alphaformer_section
+from alphaminer.pipelines.reporting.nodes import (
+    alpha2_ablation_section,
+    alphaformer_evaluations,
+    alphaformer_section,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "alphaformer"
 
@@ -27,6 +31,27 @@ def test_alphaformer_section_shows_signal_and_curves_of_the_shipped_model() -> N
     # a model folder without a curve: no figure, still the table
     _, _, bare = alphaformer_section(SimpleNamespace(meta=meta, source="/x/version/model"), None)
     assert "<img" not in bare and "fresh pre-training" in bare
+
+
+def test_alphaformer_evaluations_table_every_model_and_the_random_arm(tmp_path: Path) -> None:
+    import json
+
+    assert alphaformer_evaluations(tmp_path) == ""  # no evaluations/: nothing
+    arm = {"pool_ic_train": 0.0683, "pool_ic_test": 0.043, "candidates_per_second": 20.0,
+           "unique": 290.0}
+    ev = {"title": "Generator ablation", "panel": "default", "n": 300, "capacity": 10,
+          "seeds": [0, 1, 2], "models": {
+              "gru": {"summary": {"pretrained": {**arm, "pool_ic_train": 0.0711},
+                                  "random": arm}, "pretrained_wins": 2, "p_one_sided": 0.2},
+              "mix": {"summary": {"pretrained": {**arm, "pool_ic_train": 0.0599},
+                                  "random": arm}, "pretrained_wins": 0, "p_one_sided": 0.9}}}
+    (tmp_path / "evaluations").mkdir()
+    (tmp_path / "evaluations" / "ablation.json").write_text(json.dumps(ev))
+    html = alphaformer_evaluations(tmp_path)
+    assert "Generator ablation" in html and "ablation.json" in html
+    assert html.count("<tr") == 4  # header + two models + the random arm
+    assert "0.0711" in html and "0.0599" in html and "0.0683" in html
+    assert "2 of 3" in html and "0 of 3" in html and "random weights" in html
 
 
 def test_alpha2_ablation_section_off_and_on() -> None:

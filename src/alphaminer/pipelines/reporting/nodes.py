@@ -60,10 +60,48 @@ def _signal_table(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
                           "one-sided p": v.get("p_value_one_sided")} for k, v in rows.items()])
 
 
+def _evaluation_table(ev: dict[str, Any]) -> pd.DataFrame:
+    """One row per model of a ``benchmarks/alphaformer_vs_random.py --out`` file, then the
+    random-weights arm they were all compared with (same N, pool and seeds)."""
+    rows = []
+    for name, m in ev.get("models", {}).items():
+        pre = m["summary"]["pretrained"]
+        rows.append({"model": name, "train pool IC": pre["pool_ic_train"],
+                     "test IC of the pool": pre["pool_ic_test"],
+                     "seeds ahead of random": f"{m['pretrained_wins']} of {len(ev['seeds'])}",
+                     "one-sided p (> random)": m["p_one_sided"]})
+    if ev.get("models"):
+        rnd = next(iter(ev["models"].values()))["summary"]["random"]
+        rows.append({"model": "random weights", "train pool IC": rnd["pool_ic_train"],
+                     "test IC of the pool": rnd["pool_ic_test"], "seeds ahead of random": "",
+                     "one-sided p (> random)": None})
+    return pd.DataFrame(rows)
+
+
+def alphaformer_evaluations(folder: Any) -> str:
+    """The model folder's ``evaluations/*.json`` (pre-trained vs random weights on a target
+    panel: the generator ablation, the transfer to a real panel) as titled tables."""
+    import json
+    from pathlib import Path
+
+    from alphaminer.reporting.report import esc, frame_table
+
+    parts = []
+    for f in sorted(Path(folder).glob("evaluations/*.json")):
+        ev = json.loads(f.read_text())
+        title = ev.get("title") or f.stem
+        parts.append(f"<p>{esc(title)} (panel <code>{esc(ev.get('panel'))}</code>, N = "
+                     f"{esc(ev.get('n'))}, pool capacity {esc(ev.get('capacity'))}, seeds "
+                     f"{esc(ev.get('seeds'))}; <code>{esc(f.name)}</code>):</p>"
+                     + frame_table(_evaluation_table(ev)))
+    return "".join(parts)
+
+
 def alphaformer_section(model: Any, mining_log: Any) -> tuple[str, str, str] | None:
-    """AlphaFormer's pre-trained model: where it came from, its learning signal, and its
-    learning curves (mean reward, entropy, approximate KL, value loss) when the model folder
-    keeps ``learning_curve.csv`` (the shipped model does)."""
+    """AlphaFormer's pre-trained model: where it came from, its learning signal, its learning
+    curves (mean reward, entropy, approximate KL, value loss) when the model folder keeps
+    ``learning_curve.csv``, and its measured comparisons with random weights (``evaluations/``)
+    — the shipped model has all three."""
     from pathlib import Path
 
     from alphaminer.reporting import figure_to_base64_png
@@ -101,6 +139,8 @@ def alphaformer_section(model: Any, mining_log: Any) -> tuple[str, str, str] | N
                          f'src="data:image/png;base64,{figure_to_base64_png(fig)}">'
                          "<figcaption>Pre-training learning curves (raw and 10-update mean)"
                          "</figcaption></figure>")
+    if source:
+        parts.append(alphaformer_evaluations(source))
     if isinstance(mining_log, pd.DataFrame) and len(mining_log):
         parts.append("<p>Inference on this panel (frozen weights):</p>"
                      + frame_table(mining_log.tail(20)))

@@ -18,6 +18,7 @@ stocks and lengths) from one generator alone: the pre-training ablation of the p
 instead of the ingested default panel, as the paper does with its CN data. The generators and
 the evaluator are then trained first, with conf/base's ``synthetic`` parameters, into
 ``data/06_models/synthetic_<panel>/`` (resumable), unless ``--models`` names a trained bundle.
+``--train-steps gru=10000`` trains a fresh bundle with other step counts (any panel).
 """
 
 from __future__ import annotations
@@ -52,29 +53,49 @@ def train_split(panel_name: str) -> Panel:
     return splits.slice(panel, "train")
 
 
-def synthetic_models(panel_name: str, train: Panel, models_dir: str | None) -> SyntheticModels:
-    """The newest bundle of the default pipeline, ``--models``, or one trained on ``train``."""
+def synthetic_models(panel_name: str, train: Panel, models_dir: str | None,
+                     steps: dict[str, int] | None = None,
+                     generators: list[str] | None = None) -> SyntheticModels:
+    """``--models``, the newest bundle of the default pipeline, or a bundle trained on ``train``
+    (shared real panels, or any panel with ``--train-steps``), kept for the next call."""
     if models_dir:
         return SyntheticModels.load(models_dir)
-    if panel_name == "default":
+    if panel_name == "default" and not steps:
         root = REPO / "data/06_models/synthetic/models"
         return SyntheticModels.load(sorted(p for p in root.iterdir() if p.is_dir())[-1]
                                     / "models")
     from alphaminer.parameters import SyntheticParams
     from alphaminer.synthetic import train_synthetic_models
 
-    base = REPO / f"data/06_models/synthetic_{panel_name}"
+    tag = "".join(f"_{k}{v}" for k, v in sorted((steps or {}).items()))
+    tag += "_" + "-".join(generators) if steps and generators else ""
+    base = REPO / f"data/06_models/synthetic_{panel_name}{tag}"
     if (base / "models" / "config.json").exists():
         return SyntheticModels.load(base / "models")
     raw = yaml.safe_load((REPO / "conf/base/parameters/synthetic.yml").read_text())["synthetic"]
     raw["checkpoint_dir"] = str(base / "checkpoints")
+    for name, n in (steps or {}).items():
+        raw["train_per_model"][name] = {**raw["train_per_model"].get(name, {}), "steps": n}
+    if steps and generators:
+        raw["generators"] = list(generators)
     p = SyntheticParams.coerce(raw)
     t = time.time()
     models, _ = train_synthetic_models(train, p.to_config(seed=0), checkpoint_dir=p.checkpoint_dir)
     models.save(base / "models")
     print(f"synthetic models trained on {panel_name} ({train.S} x {train.T}) in "
-          f"{time.time() - t:.0f}s", flush=True)
+          f"{time.time() - t:.0f}s -> {base / 'models'}", flush=True)
     return models
+
+
+def parse_steps(items: list[str]) -> dict[str, int]:
+    """``gru=10000`` → ``{"gru": 10000}``."""
+    out = {}
+    for it in items:
+        name, _, n = it.partition("=")
+        if not n.isdigit():
+            raise SystemExit(f"--train-steps wants MODEL=STEPS, got {it!r}")
+        out[name] = int(n)
+    return out
 
 
 def main() -> None:
@@ -91,11 +112,15 @@ def main() -> None:
                     help="a subset of the bundle's generators (default: all of them)")
     ap.add_argument("--panel", default="default", choices=["default", "cnall", "us"])
     ap.add_argument("--models", default=None, help="a trained synthetic model bundle")
+    ap.add_argument("--train-steps", nargs="+", default=[], metavar="MODEL=STEPS",
+                    help="train a fresh bundle with these step counts (e.g. gru=10000); only "
+                         "the --generators, if given, are trained")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train = train_split(args.panel)
-    models = synthetic_models(args.panel, train, args.models)
+    models = synthetic_models(args.panel, train, args.models, parse_steps(args.train_steps),
+                              args.generators)
     gens = models.generators
     if args.generators:
         unknown = set(args.generators) - set(gens)

@@ -94,8 +94,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     size_matched = []
     for k in range(3):
-        a = k * (train.T // 3)
-        w = train.slice_dates(a, a + args.window_days)
+        start = k * (train.T // 3)
+        w = train.slice_dates(start, start + args.window_days)
         live = np.flatnonzero(w.universe.to(torch.bool).all(0).numpy())
         pick = rng.choice(live, size=min(args.window_stocks, live.size), replace=False)
         size_matched.append(w.select_instruments([w.instruments[i] for i in sorted(pick)]))

@@ -19,6 +19,13 @@ instead of the ingested default panel, as the paper does with its CN data. The g
 the evaluator are then trained first, with conf/base's ``synthetic`` parameters, into
 ``data/06_models/synthetic_<panel>/`` (resumable), unless ``--models`` names a trained bundle.
 ``--train-steps gru=10000`` trains a fresh bundle with other step counts (any panel).
+
+``--real-windows`` writes no synthetic data: each market slot (same stock count and length as
+the generated market of that index) is a window of real days of the train split, with stocks
+in the universe on every one of its days. Pre-training on them is the fidelity upper bound of
+the generator ablation: a "generator" that reproduces the conditioning panel exactly. It is a
+diagnostic, not the paper's method (on the default panel the windows are the target's own
+train days, so only the pool's test IC is out of sample).
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 
 from alphaminer.data import Splits
 from alphaminer.panel import Panel
 from alphaminer.synthetic import MarketConfig, RealSequences, SyntheticModels, assemble_market
+from alphaminer.synthetic.selection import market_rngs
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -87,6 +96,26 @@ def synthetic_models(panel_name: str, train: Panel, models_dir: str | None,
     return models
 
 
+def real_window(index: int, train: Panel, cfg: MarketConfig, seed: int) -> Panel:
+    """Market slot ``index`` as a window of real train days: ``T`` days from a random start
+    and ``S`` stocks in the universe on all of them (``S`` and ``T`` as the generated slot)."""
+    rng, _ = market_rngs(seed, index, torch.device("cpu"))
+    S = int(rng.integers(cfg.stocks[0], cfg.stocks[1] + 1))
+    T = int(rng.integers(cfg.days[0], cfg.days[1] + 1))
+    if T > train.T:
+        raise SystemExit(f"a {T}-day window does not fit the {train.T}-day train split")
+    start = int(rng.integers(0, train.T - T + 1))
+    w = train.slice_dates(start, start + T)
+    live = torch.nonzero(w.universe.to(torch.bool).all(0)).flatten().numpy()
+    if live.size == 0:
+        raise SystemExit(f"market {index}: no stock is in the universe on all {T} days")
+    pick = sorted(rng.choice(live, size=min(S, live.size), replace=False))
+    m = w.select_instruments([w.instruments[i] for i in pick])
+    m.meta = {**m.meta, "synthetic": False, "real_window": True, "market": int(index),
+              "seed": int(seed), "window_start": str(pd.Timestamp(w.dates[0]).date())}
+    return m
+
+
 def parse_steps(items: list[str]) -> dict[str, int]:
     """``gru=10000`` → ``{"gru": 10000}``."""
     out = {}
@@ -115,10 +144,23 @@ def main() -> None:
     ap.add_argument("--train-steps", nargs="+", default=[], metavar="MODEL=STEPS",
                     help="train a fresh bundle with these step counts (e.g. gru=10000); only "
                          "the --generators, if given, are trained")
+    ap.add_argument("--real-windows", action="store_true",
+                    help="write windows of real train days instead of generated markets "
+                         "(the fidelity upper bound; see the module docstring)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train = train_split(args.panel)
+    cfg = MarketConfig(n_markets=args.n, stocks=tuple(args.stocks), days=tuple(args.days))
+    out = Path(args.out)
+    if args.real_windows:
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(args.first, args.first + args.n):
+            m = real_window(i, train, cfg, args.seed)
+            m.save(out / f"market_{i:04d}.parquet")
+            print(f"market {i}: real window of {m.S} stocks x {m.T} days from "
+                  f"{m.meta['window_start']}", flush=True)
+        return
     models = synthetic_models(args.panel, train, args.models, parse_steps(args.train_steps),
                               args.generators)
     gens = models.generators
@@ -129,8 +171,6 @@ def main() -> None:
                              f"{sorted(gens)}")
         gens = {n: gens[n] for n in args.generators}
     real = RealSequences.from_panel(train)
-    cfg = MarketConfig(n_markets=args.n, stocks=tuple(args.stocks), days=tuple(args.days))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i in range(args.first, args.first + args.n):
         t = time.time()

@@ -63,6 +63,16 @@ def target_panel(name: str = "default"):  # noqa: ANN201
         panel.dates, {"fractions": [0.6, 0.2, 0.2], "horizon": 20})
 
 
+def split_values(scorer: CandidateScorer, formula: str) -> torch.Tensor:
+    """A pool member's values on the scorer's split; all NaN (so a zero z-score: it adds
+    nothing to the combined factor there) when it cannot be scored on that split, e.g. a
+    formula valid on train with too few valid days on test."""
+    try:
+        return scorer.values(formula)
+    except ValueError:
+        return torch.full((scorer.T, scorer.S), float("nan"))
+
+
 def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: int,  # noqa: ANN001
             temperature: float = 1.0) -> dict[str, float]:
     sc = CandidateScorer(panel, y, days=splits.ranges["train"], pool=PoolConfig(
@@ -78,7 +88,7 @@ def run_one(model: AlphaFormer, panel, y, splits, n: int, capacity: int, seed: i
     if res.formulas:
         from alphaminer.evaluation.metrics import daily_ic
 
-        vals = torch.stack([test.values(f) for f in res.formulas])
+        vals = torch.stack([split_values(test, f) for f in res.formulas])
         z = test.cells.standardise(vals)
         comb = (z * torch.tensor(res.weights, dtype=z.dtype).view(-1, 1, 1)).sum(0)
         test_ic = float(torch.nanmean(daily_ic(comb.unsqueeze(0), test.target, 10)))

@@ -95,8 +95,6 @@ def main() -> None:
                     help="PretrainConfig.reward_holdout (default: conf/base's)")
     ap.add_argument("--invalid-reward", type=float, default=None,
                     help="PretrainConfig.invalid_reward (default: conf/base's)")
-    ap.add_argument("--entropy-coef", type=float, default=None,
-                    help="the PPO entropy bonus (default: conf/base's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -109,8 +107,6 @@ def main() -> None:
         run["reward_holdout"] = args.reward_holdout
     if args.invalid_reward is not None:
         run["invalid_reward"] = args.invalid_reward
-    if args.entropy_coef is not None:
-        run["ppo"] = {**run.get("ppo", {}), "entropy_coef": args.entropy_coef}
     cfg = PretrainConfig.from_dict(run)
     markets = prepare_markets(load_markets(Path(args.markets)), vocab, mcfg, cfg.horizon,
                               cfg.label_kind, cfg.reward_holdout)

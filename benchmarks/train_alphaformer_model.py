@@ -50,6 +50,19 @@ def learning_signal(hist: pd.DataFrame, col: str = "mean_reward") -> dict[str, f
     return welch(hist[col].to_numpy()[:k], hist[col].to_numpy()[-k:])
 
 
+def paired_signal(hist: pd.DataFrame, control: pd.DataFrame, col: str = "mean_reward"
+                  ) -> dict[str, float]:
+    """The learning signal of ``hist`` net of a frozen-policy control (``--lr 1e-12``, same
+    markets and seed, so the same episodes: market and M per slot and update come from the run's
+    RNG, not from the policy). Per-update differences remove what the episodes alone do to the
+    reward (which markets, how full the pools are), which the plain first-vs-last comparison
+    cannot tell from learning."""
+    n = min(len(hist), len(control))
+    d = hist[col].to_numpy()[:n] - control[col].to_numpy()[:n]
+    k = max(1, n // 10)
+    return {**welch(d[:k], d[-k:]), "mean_difference": float(d.mean())}
+
+
 def plot(hist: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -93,8 +106,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reward-holdout", type=float, default=None,
                     help="PretrainConfig.reward_holdout (default: conf/base's)")
-    ap.add_argument("--invalid-reward", type=float, default=None,
-                    help="PretrainConfig.invalid_reward (default: conf/base's)")
+    ap.add_argument("--invalid-reward", default=None,
+                    help="PretrainConfig.invalid_reward: a number or 'unchanged' "
+                         "(default: conf/base's)")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="PretrainConfig.warmup_iterations: iterations without learning before "
+                         "update 0 (default: conf/base's)")
+    ap.add_argument("--paired-with", default=None,
+                    help="a frozen-policy control's model folder (same markets and seed, "
+                         "--lr 1e-12): the learning signal net of it goes in the meta too")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="PPO learning rate (default: conf/base's). 1e-12 is the frozen-policy "
+                         "control: its learning curve is what the pools' fill state alone does")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -106,7 +129,12 @@ def main() -> None:
     if args.reward_holdout is not None:
         run["reward_holdout"] = args.reward_holdout
     if args.invalid_reward is not None:
-        run["invalid_reward"] = args.invalid_reward
+        v = args.invalid_reward
+        run["invalid_reward"] = v if v == "unchanged" else float(v)
+    if args.warmup is not None:
+        run["warmup_iterations"] = args.warmup
+    if args.lr is not None:
+        run["ppo"] = {**run.get("ppo", {}), "lr": args.lr}
     cfg = PretrainConfig.from_dict(run)
     markets = prepare_markets(load_markets(Path(args.markets)), vocab, mcfg, cfg.horizon,
                               cfg.label_kind, cfg.reward_holdout)
@@ -122,6 +150,9 @@ def main() -> None:
               "mean_pool_ic": learning_signal(hist, "mean_pool_ic")}
     if "mean_holdout_pool_ic" in hist:
         signal["mean_holdout_pool_ic"] = learning_signal(hist, "mean_holdout_pool_ic")
+    if args.paired_with:
+        control = pd.read_csv(Path(args.paired_with) / "learning_curve.csv")
+        signal["mean_reward_net_of_frozen_control"] = paired_signal(hist, control)
     meta = {**res.meta, "trained_with": "benchmarks/train_alphaformer_model.py",
             "hardware": f"CPU only ({torch.get_num_threads()} torch threads), no GPU",
             "wall_seconds_this_session": time.time() - t0, "learning_signal": signal,

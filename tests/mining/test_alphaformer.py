@@ -195,3 +195,34 @@ def test_save_load_roundtrip(vocab, markets, tmp_path) -> None:  # noqa: ANN001
     a, va = m.evaluate(tok, ctx)
     b, vb = m2.evaluate(tok, ctx)
     assert torch.equal(a, b) and torch.equal(va, vb)
+
+
+def test_warmup_fills_pools_without_learning(vocab, markets, tmp_path,  # noqa: ANN001
+                                             crash_after_first_save) -> None:
+    """``warmup_iterations``: iterations with the initial weights before update 0. They change
+    no weight and log nothing, the pools they fill are the first update's, and a resumed run
+    still ends on the same weights."""
+    run = {**RUN, "capacities": [3], "warmup_iterations": 2}
+    pt = Pretrainer(markets, vocab, TINY, run)
+    before = {k: v.clone() for k, v in pt.model.state_dict().items()}
+    pt.slots = [pt._new_slot() for _ in range(run["slots"])]
+    for _ in range(run["warmup_iterations"]):
+        pt.update(-1, learn=False)
+    assert pt.ppo.history == []
+    for k, v in pt.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    per = run["batch_size"] // run["slots"]
+    assert all(s.step == 2 and len(s.offered) <= 2 * per for s in pt.slots)
+    assert sum(len(s.offered) for s in pt.slots) > 0  # the valid ones were offered
+    want = Pretrainer(markets, vocab, TINY, run).run(progress=False)
+    assert len(want.history) == run["updates"]
+    cold = Pretrainer(markets, vocab, TINY, {**run, "warmup_iterations": 0}).run(progress=False)
+    assert [h["mean_reward"] for h in want.history] != [h["mean_reward"] for h in cold.history]
+    with pytest.raises(RuntimeError, match="killed"):
+        Pretrainer(markets, vocab, TINY, run).run(checkpoint_dir=tmp_path, progress=False)
+    crash_after_first_save()
+    got = Pretrainer(markets, vocab, TINY, run).run(checkpoint_dir=tmp_path, progress=False)
+    for k, v in want.model.state_dict().items():
+        assert torch.equal(v, got.model.state_dict()[k]), k
+    with pytest.raises(ValueError, match="warmup_iterations"):
+        Pretrainer(markets, vocab, TINY, {**RUN, "warmup_iterations": -1})

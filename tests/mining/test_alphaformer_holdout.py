@@ -137,3 +137,39 @@ def test_holdout_config_and_market_mismatch(market) -> None:  # noqa: ANN001
         Pretrainer(_prepare([panel], holdout=0.0), Vocabulary.default(), TINY, RUN)
     with pytest.raises(ValueError, match="too few"):
         _prepare([market[0].slice_dates(0, 40)], holdout=0.5)
+
+
+def test_unchanged_invalid_reward_is_the_pool_as_it_stands(market) -> None:  # noqa: ANN001
+    """``invalid_reward: unchanged``: an unscorable formula leaves the pool as it is, so its
+    reward is that pool's (held-out) IC, the numpy reference; 0 while the pool is empty."""
+    panel = market[0].slice_dates(0, 200)
+    markets = _prepare([panel])
+    pt = Pretrainer(markets, Vocabulary.default(), TINY, {**RUN, "invalid_reward": "unchanged"})
+    slot = pt._new_slot()
+    bad = "Sub(close,Ref(open,150d))"  # far too few valid days: the scorer cannot score it
+    assert not slot.scorer.score([bad])[0].ok
+    t0, t1 = markets[0].holdout_days
+    y = markets[0].target.numpy().astype(np.float64)[t0:t1]
+    vals = {"Sub(close,open)": _feature(panel, "close") - _feature(panel, "open"),
+            "Div(high,low)": _feature(panel, "high") / _feature(panel, "low")}
+
+    def reference() -> float:
+        pool = slot.scorer.pool
+        return _reference_ic([vals[n][t0:t1] for n in pool.names], np.asarray(pool.weights), y)
+
+    rewards, ok = pt._rewards(slot, [bad, "Sub(close,open)", bad])
+    one = reference()
+    r2, ok2 = pt._rewards(slot, ["Div(high,low)", bad])
+    two = reference()
+    rewards, ok = rewards + r2, ok + ok2
+    assert ok == 2 and len(slot.scorer.pool) == 2
+    assert rewards[0] == 0.0
+    assert rewards[1] == pytest.approx(one, abs=1e-5)
+    assert rewards[2] == rewards[1]
+    assert rewards[3] == pytest.approx(two, abs=1e-5)
+    assert rewards[4] == rewards[3]
+    # a number stays a number; anything else is refused
+    pt2 = Pretrainer(markets, Vocabulary.default(), TINY, {**RUN, "invalid_reward": -0.5})
+    assert pt2._rewards(pt2._new_slot(), [bad])[0] == [-0.5]
+    with pytest.raises(ValueError, match="unchanged"):
+        PretrainConfig(invalid_reward="previous")

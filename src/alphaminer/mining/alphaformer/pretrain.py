@@ -12,6 +12,9 @@ market's earlier days and the reward is the same pool's IC on its last days (see
 :class:`PretrainConfig`). One PPO update
 (:class:`alphaminer.mining.ppo.PPO`, γ = λ = 1 so ``A = r − V``) runs on the whole batch. A slot
 whose episode is over starts a new one on a market and capacity drawn from the run's RNG.
+``warmup_iterations`` (our option; 0 in the paper) first runs that many iterations with the
+initial weights and no update, so that the pools enter update 0 at the mix of fill states they
+keep later rather than all empty.
 
 One checkpoint per update (the kit's :class:`~alphaminer.checkpoint.CheckpointStore`): PPO state
 (policy, optimizer, learning curve), RNG states and per slot (market, M, iteration, the formulas
@@ -64,7 +67,12 @@ class PretrainConfig:
     capacities: tuple[int, ...] = (1, 10, 20)
     steps_per_capacity: int = 2
     l1: float = 0.005
-    invalid_reward: float = -1.0
+    #: reward of a formula the scorer cannot score: a number, or ``"unchanged"``: the pool IC
+    #: as it stands, since the formula leaves the pool unchanged (the literal reading of "the
+    #: pool IC after the update"). A fixed number below the pool's IC rewards mere validity:
+    #: every valid formula, even one the pool rejects, earns the pool's IC
+    #: (docs/methods/alphaformer.md, "The reward recipe").
+    invalid_reward: float | str = -1.0
     horizon: int = 20
     label_kind: str = "close"
     min_stocks: int = 10
@@ -74,6 +82,12 @@ class PretrainConfig:
     #: and each formula is rewarded with the pool's IC on the held-out days. That rewards
     #: formulas whose combination generalises instead of fitting a small market's noise.
     reward_holdout: float = 0.0
+    #: iterations run before the first PPO update with the initial weights and no learning
+    #: (not logged): the slots' pools then start at the mix of fill states they keep later,
+    #: instead of all empty at once. Without it, the first updates' rewards come from young
+    #: pools, and a policy that never changes shows a significant trend in its learning curve
+    #: (docs/methods/alphaformer.md). 0 = the paper (pools start empty at update 0).
+    warmup_iterations: int = 0
     ppo: dict[str, Any] = field(default_factory=lambda: dict(TABLE9_PPO))
     device: str = "auto"
     seed: int = 0
@@ -81,12 +95,20 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.updates < 1 or self.batch_size < 1 or self.slots < 1:
             raise ValueError("updates, batch_size and slots must be >= 1")
+        if self.warmup_iterations < 0:
+            raise ValueError(f"warmup_iterations must be >= 0, got {self.warmup_iterations}")
         if self.batch_size % self.slots:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of slots "
                              f"({self.slots})")
         if not self.capacities or min(self.capacities) < 1 or self.steps_per_capacity < 1:
             raise ValueError("capacities must be non-empty and >= 1, steps_per_capacity >= 1")
         object.__setattr__(self, "capacities", tuple(int(c) for c in self.capacities))
+        if isinstance(self.invalid_reward, str):
+            if self.invalid_reward != "unchanged":
+                raise ValueError(f"invalid_reward must be a number or 'unchanged', got "
+                                 f"{self.invalid_reward!r}")
+        else:
+            object.__setattr__(self, "invalid_reward", float(self.invalid_reward))
         if not 0.0 <= float(self.reward_holdout) < 1.0:
             raise ValueError(f"reward_holdout must be in [0, 1), got {self.reward_holdout!r}")
         ppo = {**TABLE9_PPO, **dict(self.ppo)}
@@ -161,6 +183,8 @@ class _Slot:
     step: int
     offered: list[str]
     scorer: Any = None
+    #: the reward of the pool as it stands (None: not computed since the slot was built)
+    reward: float | None = None
 
 
 @dataclass
@@ -247,19 +271,28 @@ class Pretrainer:
     def _builder(self) -> RPNBuilder:
         return RPNBuilder(self.vocab, max_len=self.model_config.max_len)
 
+    def _current_reward(self, slot: _Slot) -> float:
+        if slot.reward is None:
+            slot.reward = self._reward(slot)
+        return slot.reward
+
     def _rewards(self, slot: _Slot, formulas: list[str]) -> tuple[list[float], int]:
         rewards, ok = [], 0
+        unchanged = self.config.invalid_reward == "unchanged"
         for f, s in zip(formulas, slot.scorer.score(formulas)):
             if not s.ok:
-                rewards.append(self.config.invalid_reward)
+                rewards.append(self._current_reward(slot) if unchanged
+                               else float(self.config.invalid_reward))
                 continue
             slot.offered.extend(offer_to_pool(slot.scorer, [f]))
-            rewards.append(self._reward(slot))
+            slot.reward = self._reward(slot)
+            rewards.append(slot.reward)
             ok += 1
         return rewards, ok
 
-    def update(self, it: int) -> dict[str, float]:
-        """One iteration of every slot and one PPO update on the whole batch."""
+    def update(self, it: int, learn: bool = True) -> dict[str, float]:
+        """One iteration of every slot and one PPO update on the whole batch (none when
+        ``learn`` is False: a warm-up iteration)."""
         cfg = self.config
         per = cfg.batch_size // cfg.slots
         market, pools = [], []
@@ -277,12 +310,13 @@ class Pretrainer:
             rewards += r
             n_ok += ok
         ro.set_rewards(rewards)
-        stats = self.ppo.update(ro, generator=self.generator)
+        stats = self.ppo.update(ro, generator=self.generator) if learn else {}
         pics = [pool_ic(s.scorer) for s in self.slots]
         stats.update(iteration=it, valid_share=n_ok / len(formulas),
                      mean_pool_ic=float(np.mean(pics)), unique=len(set(formulas)))
         if any(self.markets[s.market].holdout_days is not None for s in self.slots):
-            stats["mean_holdout_pool_ic"] = float(np.mean([self._reward(s) for s in self.slots]))
+            stats["mean_holdout_pool_ic"] = float(np.mean([self._current_reward(s)
+                                                           for s in self.slots]))
         finished = 0
         for k, s in enumerate(self.slots):
             s.step += 1
@@ -305,6 +339,11 @@ class Pretrainer:
                                    "in one process or start a new checkpoint folder")
             if not self.slots:
                 self.slots = [self._new_slot() for _ in range(cfg.slots)]
+                if cfg.warmup_iterations and it0 == 0:
+                    log.info("alphaformer pre-training: %d warm-up iterations (no learning)",
+                             cfg.warmup_iterations)
+                for _ in range(cfg.warmup_iterations if it0 == 0 else 0):
+                    self.update(-1, learn=False)
             t0 = time.perf_counter()
             its = range(it0, cfg.updates)
             if progress:

@@ -18,7 +18,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -31,36 +30,10 @@ from alphaminer.mining.alphaformer import (
     prepare_markets,
     save_model,
 )
+from alphaminer.mining.alphaformer.signal import learning_signals, paired_signal
 from alphaminer.panel import Panel
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def welch(first: np.ndarray, last: np.ndarray) -> dict[str, float]:
-    from scipy import stats
-
-    t, p = stats.ttest_ind(last, first, equal_var=False, alternative="greater")
-    return {"first_mean": float(first.mean()), "last_mean": float(last.mean()),
-            "first_n": int(first.size), "last_n": int(last.size), "welch_t": float(t),
-            "p_value_one_sided": float(p)}
-
-
-def learning_signal(hist: pd.DataFrame, col: str = "mean_reward") -> dict[str, float]:
-    k = max(1, len(hist) // 10)
-    return welch(hist[col].to_numpy()[:k], hist[col].to_numpy()[-k:])
-
-
-def paired_signal(hist: pd.DataFrame, control: pd.DataFrame, col: str = "mean_reward"
-                  ) -> dict[str, float]:
-    """The learning signal of ``hist`` net of a frozen-policy control (``--lr 1e-12``, same
-    markets and seed, so the same episodes: market and M per slot and update come from the run's
-    RNG, not from the policy). Per-update differences remove what the episodes alone do to the
-    reward (which markets, how full the pools are), which the plain first-vs-last comparison
-    cannot tell from learning."""
-    n = min(len(hist), len(control))
-    d = hist[col].to_numpy()[:n] - control[col].to_numpy()[:n]
-    k = max(1, n // 10)
-    return {**welch(d[:k], d[-k:]), "mean_difference": float(d.mean())}
 
 
 def plot(hist: pd.DataFrame, path: Path) -> None:
@@ -143,13 +116,8 @@ def main() -> None:
     hist = pd.DataFrame(res.history)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    hist.to_csv(out / "learning_curve.csv", index=False)
     plot(hist, out / "learning_curve.png")
-    signal = {"mean_reward": learning_signal(hist),
-              "valid_share": learning_signal(hist, "valid_share"),
-              "mean_pool_ic": learning_signal(hist, "mean_pool_ic")}
-    if "mean_holdout_pool_ic" in hist:
-        signal["mean_holdout_pool_ic"] = learning_signal(hist, "mean_holdout_pool_ic")
+    signal = learning_signals(hist)
     if args.paired_with:
         control = pd.read_csv(Path(args.paired_with) / "learning_curve.csv")
         signal["mean_reward_net_of_frozen_control"] = paired_signal(hist, control)
@@ -157,7 +125,7 @@ def main() -> None:
             "hardware": f"CPU only ({torch.get_num_threads()} torch threads), no GPU",
             "wall_seconds_this_session": time.time() - t0, "learning_signal": signal,
             "torch": torch.__version__}
-    save_model(res.model, out, meta)
+    save_model(res.model, out, meta, history=hist)  # + learning_curve.csv
     print(json.dumps({"signal": signal, "updates_per_minute": res.meta["updates_per_minute"],
                       "markets": res.meta["market_shapes"]}, indent=2))
 

@@ -164,7 +164,7 @@ class AlphaFormerModelDataset(_LocalVersioned):
         if not isinstance(data, SavedModel):
             raise TypeError(f"AlphaFormerModelDataset saves a SavedModel, got "
                             f"{type(data).__name__}")
-        save_model(data.model, self._path(load=False), data.meta)
+        save_model(data.model, self._path(load=False), data.meta, history=data.history)
 
 
 def _json_scalar(o: Any) -> Any:

@@ -1,17 +1,13 @@
-"""The learning-signal measures of ``benchmarks/train_alphaformer_model.py``: first vs last 10 %
-of updates, plain and net of a frozen-policy control, on curves built by hand."""
+"""The learning-signal measures (:mod:`alphaminer.mining.alphaformer.signal`): first vs last
+10 % of updates, plain and net of a frozen-policy control, on curves built by hand."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from train_alphaformer_model import learning_signal, paired_signal  # noqa: E402
+from alphaminer.mining.alphaformer.signal import learning_signal, learning_signals, paired_signal
 
 
 def test_paired_signal_removes_what_the_episodes_do() -> None:
@@ -34,3 +30,31 @@ def test_paired_signal_removes_what_the_episodes_do() -> None:
     # a run that learns nothing reads nothing net of its control
     flat = paired_signal(control, control)
     assert flat["mean_difference"] == 0.0 and flat["first_mean"] == flat["last_mean"] == 0.0
+
+
+def test_welch_matches_the_hand_formula_and_is_undefined_below_two_values() -> None:
+    first = np.array([0.01, 0.03, 0.02, 0.00])
+    last = np.array([0.05, 0.02, 0.06, 0.04, 0.03])
+    h = pd.DataFrame({"mean_reward": np.r_[first, np.zeros(32), last][:41]})
+    # by hand: t = (mean_l - mean_f) / sqrt(s_l^2/n_l + s_f^2/n_f), sample variances
+    se = np.sqrt(last.var(ddof=1) / last.size + first.var(ddof=1) / first.size)
+    t_hand = (last.mean() - first.mean()) / se
+    from alphaminer.mining.alphaformer.signal import welch
+
+    w = welch(first, last)
+    assert w["welch_t"] == pytest.approx(t_hand, rel=1e-12)
+    assert w["first_mean"] == pytest.approx(0.015) and w["last_mean"] == pytest.approx(0.04)
+    assert 0 < w["p_value_one_sided"] < 0.05
+    # 41 updates: the first and last 4 (10 %, rounded down)
+    s = learning_signal(h)
+    assert s["first_n"] == s["last_n"] == 4
+    assert s["first_mean"] == pytest.approx(first.mean())
+    assert s["last_mean"] == pytest.approx(last[-4:].mean())
+    # two updates (conf/test): one per group, the test is undefined but the means are kept
+    two = learning_signal(pd.DataFrame({"mean_reward": [0.1, 0.3]}))
+    assert two["welch_t"] is None and two["p_value_one_sided"] is None
+    assert (two["first_mean"], two["last_mean"]) == (0.1, 0.3)
+    sig = learning_signals(pd.DataFrame({"mean_reward": [0.1, 0.3], "valid_share": [0.5, 1.0],
+                                         "entropy": [2.0, 1.0]}))
+    assert set(sig) == {"mean_reward", "valid_share"}
+    assert learning_signals(pd.DataFrame({"mean_reward": []})) == {}

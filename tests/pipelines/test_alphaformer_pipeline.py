@@ -53,6 +53,18 @@ def test_pretrain_then_infer_uses_the_fresh_model(project: Path) -> None:
 
     h = pd.read_parquet(hist)
     assert len(h) == 2 and {"mean_reward", "entropy", "approx_kl", "value_loss"} <= set(h)
+    # the model folder keeps its own learning curve and signal, so the report can show them
+    curve = pd.read_csv(model_dir / "learning_curve.csv")
+    assert curve["mean_reward"].tolist() == pytest.approx(h["mean_reward"].tolist())
+    sig = cfg["meta"]["learning_signal"]["mean_reward"]
+    assert (sig["first_mean"], sig["last_mean"]) == pytest.approx(
+        (h["mean_reward"].iloc[0], h["mean_reward"].iloc[-1]))
+    from alphaminer.kedro_io import AlphaFormerModelDataset
+    from alphaminer.pipelines.reporting.nodes import alphaformer_section
+
+    loaded = AlphaFormerModelDataset(str(model_dir)).load()
+    _, _, html = alphaformer_section(loaded, None)
+    assert "a fresh pre-training" in html and html.count("<img") == 1
     run_project(project, "alphaformer_infer")
     a = _alphas(project)
     assert Path(a["meta"]["model_source"]) == model_dir.resolve() or \

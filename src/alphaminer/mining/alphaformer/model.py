@@ -322,11 +322,15 @@ class SavedModel:
     model: AlphaFormer
     meta: dict[str, Any]
     source: str = ""
+    #: the pre-training's learning curve (a DataFrame, one row per update), saved next to the
+    #: weights as ``learning_curve.csv`` so that the report can draw it for any model folder
+    history: Any = None
 
 
-def save_model(model: AlphaFormer, folder: str | Path, meta: dict[str, Any] | None = None
-               ) -> Path:
-    """``folder/model.safetensors`` + ``folder/config.json`` (architecture, vocabulary, meta)."""
+def save_model(model: AlphaFormer, folder: str | Path, meta: dict[str, Any] | None = None,
+               history: Any = None) -> Path:
+    """``folder/model.safetensors`` + ``folder/config.json`` (architecture, vocabulary, meta),
+    and ``folder/learning_curve.csv`` when ``history`` (a DataFrame) is given."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -334,6 +338,9 @@ def save_model(model: AlphaFormer, folder: str | Path, meta: dict[str, Any] | No
     cfg = {"format": FORMAT, "model": asdict(model.config), "vocabulary": model.vocab.to_dict(),
            "meta": meta or {}}
     atomic_write_bytes(folder / "config.json", json.dumps(cfg, indent=2, default=str).encode())
+    if history is not None:
+        atomic_write_bytes(folder / "learning_curve.csv",
+                           history.to_csv(index=False).encode())
     return folder
 
 

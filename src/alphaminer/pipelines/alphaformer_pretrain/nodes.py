@@ -13,6 +13,7 @@ from alphaminer.mining.alphaformer import (
     SavedModel,
     prepare_markets,
 )
+from alphaminer.mining.alphaformer.signal import learning_signals
 from alphaminer.parameters import AlphaFormerPretrainParams
 
 
@@ -26,4 +27,6 @@ def pretrain_alphaformer(markets: dict[str, Any], params: AlphaFormerPretrainPar
                                cfg.reward_holdout)
     res = Pretrainer(prepared, vocab, mcfg, cfg).run(checkpoint_dir=p.checkpoint_dir)
     hist = pd.DataFrame(res.history) if res.history else pd.DataFrame({"iteration": []})
-    return SavedModel(res.model, res.meta), hist
+    # the report reads the signal and the curve from the model folder, whichever model it is
+    meta = {**res.meta, "learning_signal": learning_signals(hist)}
+    return SavedModel(res.model, meta, history=hist), hist

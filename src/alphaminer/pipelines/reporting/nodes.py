@@ -100,8 +100,8 @@ def alphaformer_evaluations(folder: Any) -> str:
 def alphaformer_section(model: Any, mining_log: Any) -> tuple[str, str, str] | None:
     """AlphaFormer's pre-trained model: where it came from, its learning signal, its learning
     curves (mean reward, entropy, approximate KL, value loss) when the model folder keeps
-    ``learning_curve.csv``, and its measured comparisons with random weights (``evaluations/``)
-    — the shipped model has all three."""
+    ``learning_curve.csv``, and its measured comparisons with random weights (``evaluations/``).
+    The shipped model has all three; a fresh ``alphaformer_pretrain`` model has the first two."""
     from pathlib import Path
 
     from alphaminer.reporting import figure_to_base64_png

@@ -54,8 +54,13 @@ def main() -> None:
     ap.add_argument("--no-diversity", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="default")
+    ap.add_argument("--alpha-horizon", type=int, default=None,
+                    help="the simulator's alpha_horizon (default: its own, 20). A diagnostic: "
+                         "with 1 and --horizon 1 the planted formulas are exactly what predicts "
+                         "the label")
     args = ap.parse_args()
-    panel, labels, splits, planted = market(args.stocks, args.days, args.horizon)
+    sim = {} if args.alpha_horizon is None else {"alpha_horizon": args.alpha_horizon}
+    panel, labels, splits, planted = market(args.stocks, args.days, args.horizon, sim)
     scorer = CandidateScorer.from_splits(panel, labels, splits, "train", compute_rank_ic=False)
     cfg = {"iterations": args.iterations, "games": args.games, "max_len": args.max_len,
            "dims": not args.no_dims, "diversity": not args.no_diversity, "seed": args.seed,
@@ -77,6 +82,8 @@ def main() -> None:
         if eset is not None else None
     st = res.search_stats
     out = {"tag": args.tag, "config": cfg, "wall_seconds": round(wall, 1),
+           "data": {"stocks": args.stocks, "days": args.days, "horizon": args.horizon,
+                    "simulator": sim},
            "n_alphas": len(res.formulas), "recovered": int(rec["recovered"].sum()),
            "planted_abs_corr": dict(zip(rec["planted"], rec["abs_corr"].round(4))),
            "best_alpha": dict(zip(rec["planted"], rec["best_alpha"])),

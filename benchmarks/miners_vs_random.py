@@ -33,9 +33,13 @@ from alphaminer.mining.gp.miner import GPMiner
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def market(n_stocks: int, n_days: int, horizon: int):  # noqa: ANN201
+def market(n_stocks: int, n_days: int, horizon: int,  # noqa: ANN201
+           simulator: dict | None = None):
+    """The default simulator (market seed 0), cleaned, with its label and 60/20/20 splits;
+    ``simulator`` overrides keyword arguments of ``simulate_market`` (diagnostics only)."""
     raw = load_source({"kind": "simulator",
-                       "simulator": {"n_stocks": n_stocks, "n_days": n_days, "seed": 0}})
+                       "simulator": {"n_stocks": n_stocks, "n_days": n_days, "seed": 0,
+                                     **(simulator or {})}})
     panel = clean(raw).to_panel()
     labels = make_labels(panel, horizon)
     splits = make_splits(panel.dates, {"fractions": [0.6, 0.2, 0.2],

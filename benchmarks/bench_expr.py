@@ -1,4 +1,4 @@
-"""Speed and memory of the expression evaluator (DESIGN §4 targets).
+"""Speed and memory of the expression evaluator (targets in benchmarks/README.md).
 
 Compares, on a random ``T × S`` float32 panel with window ``w`` and 2 threads:
 

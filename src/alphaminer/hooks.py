@@ -79,7 +79,8 @@ class RunLockHooks:
 class ManifestHooks:
     """Seeds every library from the ``seed`` parameter and records what a manifest needs.
 
-    ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` is set so JAX and torch can share one GPU (DESIGN §2).
+    ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` is set so JAX and torch can share one GPU
+    (docs/howto.md).
 
     Provenance (docs/report.md, "Reproducing a report"): every versioned save gets a sidecar
     ``<file>.run.json`` next to it naming the run that wrote it (session id, parameters hash,

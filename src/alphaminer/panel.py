@@ -10,7 +10,7 @@ Masks (all ``[T, S]`` bool):
 
 - ``observed``: a row existed for (day, stock) in the cleaned data (listed, not missing).
 - ``universe``: point-in-time membership. Operators run on each stock's *full* history and the
-  result is masked by membership afterwards (compute-then-mask, DESIGN §3).
+  result is masked by membership afterwards (compute-then-mask, docs/data.md).
 - ``tradable``: the stock could be traded that day (observed, not suspended, not limit-locked).
 """
 

@@ -1,10 +1,10 @@
 """Project pipelines: every folder under ``pipelines/``, the ``cpu``/``gpu`` views and the
 three-stage split of the default run.
 
-Pipeline names are fixed by DESIGN §2 (users type them). ``__default__`` is the end-to-end run on
-the embedded simulator: ingestion → alpha_library → baselines (gp, alphagen) → ml_baselines
-(mlp, lstm, xgb, lgbm) → alpha2_mining → alphaformer_infer (with the shipped pre-trained
-model) → feature_images → alphanet_train → combination → backtest →
+Pipeline names are fixed because users type them (README.md, "Pipelines"). ``__default__`` is
+the end-to-end run on the embedded simulator: ingestion → alpha_library → baselines (gp,
+alphagen) → ml_baselines (mlp, lstm, xgb, lgbm) → alpha2_mining → alphaformer_infer (with the
+shipped pre-trained model) → feature_images → alphanet_train → combination → backtest →
 reporting. ``alphaformer_pretrain`` is not in it: it needs ``synthetic_generation``'s markets.
 
 ``cpu`` and ``gpu`` hold every node with that tag. Neither runs alone on fresh data (GPU nodes

@@ -1,4 +1,6 @@
-"""Process-wide helpers every layer may use: seeding, device choice and CPU threads (DESIGN §2, §7).
+"""Process-wide helpers every layer may use: seeding, device choice and CPU threads.
+
+See docs/architecture.md ("Conventions") and docs/howto.md (devices).
 
 The OpenMP environment defaults for shared CPUs are applied in ``alphaminer/__init__.py``
 (they must precede torch's import, which this module does).

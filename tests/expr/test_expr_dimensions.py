@@ -1,4 +1,4 @@
-"""Dimension rules (DESIGN §4): units as exponent vectors over (currency, shares)."""
+"""Dimension rules (docs/operators.md): units as exponent vectors over (currency, shares)."""
 
 from __future__ import annotations
 

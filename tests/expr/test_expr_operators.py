@@ -1,4 +1,4 @@
-"""Every operator against an independent pandas / numpy reference (DESIGN §4 semantics)."""
+"""Every operator against an independent pandas / numpy reference (docs/operators.md semantics)."""
 
 from __future__ import annotations
 

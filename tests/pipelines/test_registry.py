@@ -1,4 +1,4 @@
-"""The registry exposes DESIGN §2's pipeline names; every node has exactly one of cpu/gpu."""
+"""The registry exposes the documented pipeline names; every node has exactly one of cpu/gpu."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ appears once in :attr:`CleanResult.rejected_rows` with exactly one ``reason`` (t
 breaks, in the order of :data:`REJECTION_REASONS`). Problems that make the whole input unusable
 (a non-numeric column, no rows left) raise :class:`DataValidationError` instead.
 
-Row rules (DESIGN §3), in order:
+Row rules (docs/data.md, "Validation and cleaning"), in order:
 
 - ``missing_instrument``: empty (or whitespace-only) instrument code.
 - ``non_numeric``: text in a numeric column (the column is named in ``reason_detail``); a column

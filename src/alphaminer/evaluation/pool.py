@@ -1,7 +1,8 @@
 """The alpha pool: a capped set of factors combined by an L1-penalised linear model.
 
-AlphaFormer's Algorithm 1 / AlphaGen's linear pool (DESIGN §5). The pool is agnostic to what a
-member *is*: it stores a name (``str(name)``, e.g. a formula string) and the factor's values.
+AlphaFormer's Algorithm 1 / AlphaGen's linear pool (docs/metrics.md, "Alpha pool").
+The pool is agnostic to what a member *is*: it stores a name (``str(name)``, e.g. a formula
+string) and the factor's values.
 
 Conventions (see ``docs/metrics.md`` for the formulas):
 

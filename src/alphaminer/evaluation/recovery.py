@@ -1,4 +1,4 @@
-"""Did a miner recover the planted alphas? (the simulator's ground truth, DESIGN §3).
+"""Did a miner recover the planted alphas? (the simulator's ground truth, docs/simulator.md).
 
 For each planted formula: the mined alpha with the largest |mean daily cross-sectional
 correlation| with it on a segment (:func:`~alphaminer.evaluation.metrics.mutual_correlation`,

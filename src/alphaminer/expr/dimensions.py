@@ -1,4 +1,6 @@
-"""Dimensional analysis of expressions (DESIGN §4), used by Alpha2's pruning and available to all.
+"""Dimensional analysis of expressions, used by Alpha2's pruning and available to all.
+
+The rules are documented in docs/operators.md, "Dimensions".
 
 A :class:`Dim` is a vector of integer exponents over the base units (currency, shares):
 price = currency/share, volume = shares, amount = currency, constants and windows are

@@ -1,4 +1,4 @@
-"""Evaluate expressions on a :class:`~alphaminer.panel.Panel` (DESIGN §3-§4).
+"""Evaluate expressions on a :class:`~alphaminer.panel.Panel` (docs/operators.md).
 
 Operators run on each stock's full history; the universe mask is applied once, to the final
 result (compute-then-mask), so windows are never NaN-poisoned by membership gaps. Cross-sectional

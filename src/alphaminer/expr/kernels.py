@@ -1,4 +1,4 @@
-"""Numeric kernels of the expression language (DESIGN §4).
+"""Numeric kernels of the expression language (docs/operators.md).
 
 Two families:
 

@@ -1,4 +1,4 @@
-"""The operator table: the single source of truth of the expression language (DESIGN §4).
+"""The operator table: the single source of truth of the expression language (docs/operators.md).
 
 Each :class:`Operator` row states name, argument types (hence arity), kind, dimension rule (a
 rule name interpreted by :mod:`alphaminer.expr.dimensions`), the numeric kernel, the minimum

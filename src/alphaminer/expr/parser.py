@@ -1,4 +1,4 @@
-"""Codecs: canonical infix parser, alphagen and qlib importers, RPN encoding (DESIGN §4).
+"""Codecs: canonical infix parser, alphagen and qlib importers, RPN encoding (docs/operators.md).
 
 - :func:`parse` reads the canonical form printed by ``str(expr)``:
   ``Div(Sub(close,open),Sub(high,low))``, windows ``20d``/``-20d``, constants as Python float

@@ -1,4 +1,4 @@
-"""Formula miners and the pieces they share (DESIGN §6).
+"""Formula miners and the pieces they share (docs/mining_kit.md, docs/methods/).
 
 The mining kit: the vocabulary and grammar (:mod:`alphaminer.expr.vocab`,
 :mod:`alphaminer.expr.grammar`), typed random trees (:mod:`alphaminer.expr.trees`), the candidate

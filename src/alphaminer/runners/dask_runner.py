@@ -1,4 +1,4 @@
-"""A Kedro runner that submits one Dask distributed task per node (DESIGN §8).
+"""A Kedro runner that submits one Dask distributed task per node (docs/howto.md).
 
 Modelled on Kedro's documented Dask deployment recipe, written against Kedro 1.7's
 ``AbstractRunner``/``Task`` interfaces:

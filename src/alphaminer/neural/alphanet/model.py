@@ -1,7 +1,7 @@
 """AlphaNet: financial-operator layers over feature images, BN, pooling, residual concat, MLP.
 
-Architecture (AlphaNet v1, DESIGN §6), for ``R`` rows (8), image width ``W`` (30), operator window
-``d`` (10) and stride ``d`` (→ ``C = 3`` columns):
+Architecture (AlphaNet v1, docs/methods/alphanet.md), for ``R`` rows (8), image width ``W``
+(30), operator window ``d`` (10) and stride ``d`` (→ ``C = 3`` columns):
 
 1. **Operator layer** on each ``d``-day block: ``ts_corr`` and ``ts_cov`` for every row pair
    (28 + 28), and per row ``ts_stddev ts_zscore ts_return decay_linear ts_mean`` (5 × 8)
@@ -11,7 +11,7 @@ Architecture (AlphaNet v1, DESIGN §6), for ``R`` rows (8), image width ``W`` (3
 3. **Residual concat** of the flattened BN'd operator output (96 · C = 288) with the pooled (288)
    → 576; ``FC(30) + ReLU + Dropout(0.5) + FC(1)``.
 
-Operator semantics equal the expression language's on the same window (DESIGN §4): ``Std``,
+Operator semantics equal the expression language's on the same window (docs/operators.md): ``Std``,
 ``Cov``, ``Corr`` use ddof = 1; ``ts_zscore = (last − mean)/std`` (``TsZScore``); ``ts_return =
 last/first − 1`` (``TsReturn(x, d−1)``); ``decay_linear`` = ``WMA`` with weights 1..d (newest
 largest, normalised to sum 1); ``ts_mean`` = ``Mean``. Inside the network, results that the

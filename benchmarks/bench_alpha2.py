@@ -53,7 +53,9 @@ def main() -> None:
     ap.add_argument("--no-dims", action="store_true")
     ap.add_argument("--no-diversity", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tag", default="default")
+    ap.add_argument("--tag", default=None,
+                    help="output name: benchmarks/out/alpha2_<tag>.json (default: seed<S>, so runs "
+                         "of several seeds do not overwrite each other)")
     ap.add_argument("--alpha-horizon", type=int, default=None,
                     help="the simulator's alpha_horizon (default: its own, 20). A diagnostic: "
                          "with 1 and --horizon 1 the planted formulas are exactly what predicts "
@@ -81,6 +83,8 @@ def main() -> None:
     erec = recovery_table(vals, res.formulas, eset.values(panel, ev)[:, t0:t1], eset.names) \
         if eset is not None else None
     st = res.search_stats
+    if args.tag is None:
+        args.tag = f"seed{args.seed}"
     out = {"tag": args.tag, "config": cfg, "wall_seconds": round(wall, 1),
            "data": {"stocks": args.stocks, "days": args.days, "horizon": args.horizon,
                     "simulator": sim},

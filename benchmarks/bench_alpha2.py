@@ -83,9 +83,8 @@ def main() -> None:
     erec = recovery_table(vals, res.formulas, eset.values(panel, ev)[:, t0:t1], eset.names) \
         if eset is not None else None
     st = res.search_stats
-    if args.tag is None:
-        args.tag = f"seed{args.seed}"
-    out = {"tag": args.tag, "config": cfg, "wall_seconds": round(wall, 1),
+    tag = args.tag or f"seed{args.seed}"
+    out = {"tag": tag, "config": cfg, "wall_seconds": round(wall, 1),
            "data": {"stocks": args.stocks, "days": args.days, "horizon": args.horizon,
                     "simulator": sim},
            "n_alphas": len(res.formulas), "recovered": int(rec["recovered"].sum()),
@@ -102,7 +101,7 @@ def main() -> None:
            "search_stats": st, "formulas": res.formulas}
     print(json.dumps(out, indent=1, default=str), flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / f"alpha2_{args.tag}.json").write_text(json.dumps(out, indent=2, default=str))
+    (OUT / f"alpha2_{tag}.json").write_text(json.dumps(out, indent=2, default=str))
 
 
 if __name__ == "__main__":

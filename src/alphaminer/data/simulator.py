@@ -1,8 +1,8 @@
 """The embedded market simulator: the project's default, seed-deterministic data source.
 
 A synthetic equity market realistic enough that mining methods have something real to find and a
-researcher can check that they found it (docs/simulator.md). Full model, equations and the target-IC
-derivation: ``docs/simulator.md``. In short, for stock ``i`` on day ``t+1``::
+researcher can check that they found it. Full model, equations and the target-IC derivation:
+``docs/simulator.md``. In short, for stock ``i`` on day ``t+1``::
 
     r[i,t+1] = mu[i,t+1] + beta_i * f[t+1] + gamma_i * g[sector(i), t+1] + sigma[i,t+1] * eps[i,t+1]
 

@@ -1,5 +1,5 @@
 # The two commands of README.md. Both set up .venv themselves.
-.PHONY: setup test run viz bench lint
+.PHONY: setup test run viz bench lint lock
 
 setup:            ## install everything and run the default pipeline on the simulator
 	bash scripts/setup_env.sh
@@ -18,4 +18,7 @@ bench:
 	.venv/bin/python benchmarks/run_all.py
 
 lint:
-	.venv/bin/python -m ruff check src tests benchmarks
+	.venv/bin/python -m ruff check src tests benchmarks scripts
+
+lock:             ## rewrite constraints.txt from .venv after changing a pin in pyproject.toml
+	.venv/bin/python scripts/lock_deps.py

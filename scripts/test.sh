@@ -10,5 +10,5 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
     || echo "chromium could not be installed; screenshot tests will be skipped"
 fi
 export KEDRO_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 MPLBACKEND=Agg
-.venv/bin/python -m ruff check src tests benchmarks
+.venv/bin/python -m ruff check src tests benchmarks scripts
 .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30 "$@"

@@ -64,3 +64,25 @@ def test_width_is_configurable(tmp_path: Path) -> None:
     # the message is longer than a 120-column line: Rich wraps it, at 120 and not at 80
     assert len(lines[start]) == 120 and "w014" in lines[start] and "end" not in lines[start]
     assert lines[start + 1].split() == [f"w{i:03d}" for i in range(15, 30)] + ["end"]
+
+
+def test_config_loading_does_not_warn_about_omegaconfs_resolver_api() -> None:
+    """Kedro's own resolver registration warns on omegaconf 2.4; settings.py silences only that."""
+    child = textwrap.dedent("""
+        from pathlib import Path
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+        bootstrap_project(Path.cwd())
+        with KedroSession.create(project_path=Path.cwd()) as session:
+            params = session.load_context().config_loader["parameters"]
+        assert params, "no parameters loaded"
+        import warnings
+        warnings.warn("a warning of our own still shows", UserWarning)
+    """)
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "PYTHONWARNINGS": "default"}
+    out = subprocess.run([sys.executable, "-c", child], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=180, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    assert "a warning of our own still shows" in log
+    assert "register_new_resolver" not in log, log[-3000:]

@@ -1,6 +1,7 @@
 """Kedro project settings."""
 
 import os
+import warnings
 
 from kedro.config import OmegaConfigLoader
 
@@ -24,6 +25,13 @@ widen_log_consoles()
 # MemoryHooks: each node's peak RSS (data/08_reporting/memory/).
 HOOKS = (ParameterHooks(), RunLockHooks(), ManifestHooks(), ProcessSharedMemoryHooks(),
          MemoryHooks(), TrackingHooks())
+
+# Kedro 1.7's OmegaConfigLoader registers its resolvers with OmegaConf's old API, and
+# omegaconf 2.4 warns about that on every load: twice per run, on every user's console, about
+# code that is not theirs or ours. Only that message is silenced.
+warnings.filterwarnings(
+    "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -77,12 +77,13 @@ def test_config_loading_does_not_warn_about_omegaconfs_resolver_api() -> None:
             params = session.load_context().config_loader["parameters"]
         assert params, "no parameters loaded"
         import warnings
-        warnings.warn("a warning of our own still shows", UserWarning)
+        warnings.warn("alphaminer_own_warning", UserWarning)
     """)
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "PYTHONWARNINGS": "default"}
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_LOGGING_CONFIG"}
+    env.update(KEDRO_DISABLE_TELEMETRY="1", PYTHONWARNINGS="default")
     out = subprocess.run([sys.executable, "-c", child], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=180, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
-    assert "a warning of our own still shows" in log
+    assert "alphaminer_own_warning" in log  # one token: Rich wraps at $COLUMNS
     assert "register_new_resolver" not in log, log[-3000:]

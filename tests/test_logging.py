@@ -79,7 +79,8 @@ def test_config_loading_does_not_warn_about_omegaconfs_resolver_api() -> None:
         import warnings
         warnings.warn("alphaminer_own_warning", UserWarning)
     """)
-    env = {k: v for k, v in os.environ.items() if k != "KEDRO_LOGGING_CONFIG"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COLUMNS", "ALPHAMINER_LOG_WIDTH", "KEDRO_LOGGING_CONFIG")}
     env.update(KEDRO_DISABLE_TELEMETRY="1", PYTHONWARNINGS="default")
     out = subprocess.run([sys.executable, "-c", child], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=180, check=False)

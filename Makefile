@@ -20,5 +20,6 @@ bench:
 lint:
 	.venv/bin/python -m ruff check src tests benchmarks scripts
 
-lock:             ## rewrite constraints.txt from .venv after changing a pin in pyproject.toml
+lock:             ## after changing a pin in pyproject.toml: resolve it in .venv, rewrite constraints.txt
+	.venv/bin/python -m pip install -q -e ".[dev]"
 	.venv/bin/python scripts/lock_deps.py

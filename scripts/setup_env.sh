@@ -22,7 +22,11 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # constraints.txt fixes every transitive dependency too (scripts/lock_deps.py; `make lock`)
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" || {
+  echo "setup_env: install against constraints.txt failed. If you changed a pin in" \
+       "pyproject.toml, run \`make lock\` to re-resolve and rewrite constraints.txt." >&2
+  exit 1
+}
 .venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__; print('torch', torch.__version__, 'cuda build' if torch.version.cuda else 'cpu build')"
 # compile the numba kernels into their on-disk cache once (70-80 s on 2 cores; a few seconds when
 # they are cached already), so that no later process pays it (src/alphaminer/warmup.py)

@@ -113,5 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(bad)} difference(s) between the environment and {LOCK.name}")
     return 1 if bad else 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,7 +27,7 @@ HOOKS = (ParameterHooks(), RunLockHooks(), ManifestHooks(), ProcessSharedMemoryH
          MemoryHooks(), TrackingHooks())
 
 # Kedro 1.7's OmegaConfigLoader registers its resolvers with OmegaConf's old API, and
-# omegaconf 2.4 warns about that on every load: twice per run, on every user's console, about
+# omegaconf 2.4 warns about that 2-3 times per command, on every user's console, about
 # code that is not theirs or ours. Only that message is silenced.
 warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning

@@ -30,10 +30,16 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _child_output(config: str, tmp_path: Path, **env_extra: str) -> str:
+def _child_env(**env_extra: str) -> dict[str, str]:
+    """This environment without what sets a log width or config, plus ``env_extra``."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("COLUMNS", "ALPHAMINER_LOG_WIDTH", "KEDRO_LOGGING_CONFIG")}
     env.update(KEDRO_DISABLE_TELEMETRY="1", **env_extra)
+    return env
+
+
+def _child_output(config: str, tmp_path: Path, **env_extra: str) -> str:
+    env = _child_env(**env_extra)
     if config == KEDRO_DEFAULT:  # no conf/logging.yml in the working directory
         cwd = tmp_path
     else:
@@ -79,10 +85,8 @@ def test_config_loading_does_not_warn_about_omegaconfs_resolver_api() -> None:
         import warnings
         warnings.warn("alphaminer_own_warning", UserWarning)
     """)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("COLUMNS", "ALPHAMINER_LOG_WIDTH", "KEDRO_LOGGING_CONFIG")}
-    env.update(KEDRO_DISABLE_TELEMETRY="1", PYTHONWARNINGS="default")
-    out = subprocess.run([sys.executable, "-c", child], cwd=REPO, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", child], cwd=REPO,
+                         env=_child_env(PYTHONWARNINGS="default"), capture_output=True,
                          text=True, timeout=180, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
